@@ -1,0 +1,12 @@
+# Warnings on and clean: -Wall -Wextra everywhere (MN_WERROR=ON turns them into errors).
+option(MN_WERROR "Treat warnings as errors" OFF)
+function(mn_set_warnings target)
+  if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
+    target_compile_options(${target} PRIVATE -Wall -Wextra -Wno-unknown-pragmas)
+    if(MN_WERROR)
+      target_compile_options(${target} PRIVATE -Werror)
+    endif()
+  elseif(MSVC)
+    target_compile_options(${target} PRIVATE /W4)
+  endif()
+endfunction()

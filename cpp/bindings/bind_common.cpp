@@ -1,0 +1,42 @@
+// Threads, build information and a DLPack probe used by the tests.
+#include <pybind11/stl.h>
+
+#include "bindings/register.h"
+#include "common/checks.h"
+#include "common/parallel.h"
+
+namespace py = pybind11;
+
+namespace mn {
+
+void register_common(py::module_& m) {
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) throw ValueError("set_num_threads: n must be >= 1, got " + std::to_string(n));
+    set_num_threads(n);
+  }, py::arg("n"));
+  m.def("get_num_threads", &get_num_threads);
+  m.def("build_info", [] {
+    py::dict d;
+    d["compiler"] = MN_BUILD_COMPILER;
+    d["flags"] = MN_BUILD_FLAGS;
+    d["build_type"] = MN_BUILD_TYPE;
+    d["cuda"] = static_cast<bool>(MN_BUILD_WITH_CUDA);
+    d["dlpack_max_version"] = py::make_tuple(1, 0);
+    return d;
+  });
+  // Describes what the importer sees; lets tests check zero-copy and flags.
+  m.def("_dlpack_info", [](py::handle obj, bool writable) {
+    ImportedTensor t = import_tensor(obj, "_dlpack_info", "x", writable);
+    const TensorView& v = t.view();
+    py::dict d;
+    d["data_ptr"] = reinterpret_cast<uintptr_t>(v.data);
+    d["dtype"] = dtype_name(v.dtype);
+    d["shape"] = std::vector<int64_t>(v.shape.begin(), v.shape.begin() + v.ndim);
+    d["strides"] = std::vector<int64_t>(v.strides.begin(), v.strides.begin() + v.ndim);
+    d["readonly"] = v.readonly;
+    d["cpu"] = v.device == DeviceType::CPU;
+    return d;
+  }, py::arg("x"), py::arg("writable") = false);
+}
+
+}  // namespace mn

@@ -1,0 +1,178 @@
+#include "bindings/dlpack_import.h"
+
+#include <cstring>
+#include <string>
+#include <utility>
+
+#include "common/checks.h"
+#include "common/dlpack.h"
+
+namespace py = pybind11;
+
+namespace mn {
+namespace {
+
+constexpr const char* kVersionedName = "dltensor_versioned";
+constexpr const char* kLegacyName = "dltensor";
+constexpr const char* kUsedVersionedName = "used_dltensor_versioned";
+constexpr const char* kUsedLegacyName = "used_dltensor";
+
+DType to_dtype(const dlpack::DataType& t) {
+  if (t.lanes != 1) return DType::Other;
+  switch (t.code) {
+    case dlpack::kDLFloat:
+      if (t.bits == 32) return DType::Float32;
+      if (t.bits == 64) return DType::Float64;
+      if (t.bits == 16) return DType::Float16;
+      break;
+    case dlpack::kDLBfloat:
+      if (t.bits == 16) return DType::BFloat16;
+      break;
+    case dlpack::kDLInt:
+      if (t.bits == 8) return DType::Int8;
+      if (t.bits == 16) return DType::Int16;
+      if (t.bits == 32) return DType::Int32;
+      if (t.bits == 64) return DType::Int64;
+      break;
+    case dlpack::kDLUInt:
+      if (t.bits == 8) return DType::UInt8;
+      break;
+    case dlpack::kDLBool:
+      if (t.bits == 8) return DType::Bool;
+      break;
+    default:
+      break;
+  }
+  return DType::Other;
+}
+
+// Asks the object for a capsule: versioned first (DLPack >= 1.0), then legacy.
+py::object get_capsule(py::handle obj, const char* op, const char* arg) {
+  if (PyCapsule_CheckExact(obj.ptr())) return py::reinterpret_borrow<py::object>(obj);
+  if (!py::hasattr(obj, "__dlpack__")) {
+    std::string tname = py::str(py::type::handle_of(obj).attr("__name__"));
+    throw TypeError(arg_prefix(op, arg) +
+                    " must be a tensor or array supporting DLPack (torch.Tensor, "
+                    "numpy.ndarray), got " + tname);
+  }
+  py::object fn = obj.attr("__dlpack__");
+  try {
+    return fn(py::arg("max_version") = py::make_tuple(1, 0));
+  } catch (py::error_already_set& e) {
+    // Producers that predate DLPack 1.0 do not know max_version.
+    if (!e.matches(PyExc_TypeError)) throw;
+  }
+  return fn();
+}
+
+}  // namespace
+
+ImportedTensor::ImportedTensor(ImportedTensor&& o) noexcept
+    : view_(o.view_), managed_(o.managed_), versioned_(o.versioned_) {
+  o.managed_ = nullptr;
+}
+
+ImportedTensor& ImportedTensor::operator=(ImportedTensor&& o) noexcept {
+  if (this != &o) {
+    release();
+    view_ = o.view_;
+    managed_ = o.managed_;
+    versioned_ = o.versioned_;
+    o.managed_ = nullptr;
+  }
+  return *this;
+}
+
+ImportedTensor::~ImportedTensor() { release(); }
+
+void ImportedTensor::release() noexcept {
+  if (!managed_) return;
+  if (versioned_) {
+    auto* m = static_cast<dlpack::ManagedTensorVersioned*>(managed_);
+    if (m->deleter) m->deleter(m);
+  } else {
+    auto* m = static_cast<dlpack::ManagedTensor*>(managed_);
+    if (m->deleter) m->deleter(m);
+  }
+  managed_ = nullptr;
+}
+
+ImportedTensor import_tensor(py::handle obj, const char* op, const char* arg,
+                             bool writable) {
+  py::object cap = get_capsule(obj, op, arg);
+  PyObject* c = cap.ptr();
+  if (!PyCapsule_CheckExact(c))
+    throw TypeError(arg_prefix(op, arg) + ": __dlpack__ did not return a capsule");
+  const char* name = PyCapsule_GetName(c);
+  if (!name) throw py::error_already_set();
+
+  ImportedTensor out;
+  const dlpack::Tensor* t = nullptr;
+  uint64_t flags = 0;
+  if (std::strcmp(name, kVersionedName) == 0) {
+    auto* m = static_cast<dlpack::ManagedTensorVersioned*>(PyCapsule_GetPointer(c, name));
+    if (!m) throw py::error_already_set();
+    if (m->version.major != 1) {
+      throw ValueError(arg_prefix(op, arg) + ": unsupported DLPack major version " +
+                       std::to_string(m->version.major));
+    }
+    // Take ownership: the renamed capsule no longer deletes the tensor.
+    if (PyCapsule_SetName(c, kUsedVersionedName) != 0) throw py::error_already_set();
+    out.managed_ = m;
+    out.versioned_ = true;
+    t = &m->dl_tensor;
+    flags = m->flags;
+  } else if (std::strcmp(name, kLegacyName) == 0) {
+    auto* m = static_cast<dlpack::ManagedTensor*>(PyCapsule_GetPointer(c, name));
+    if (!m) throw py::error_already_set();
+    if (PyCapsule_SetName(c, kUsedLegacyName) != 0) throw py::error_already_set();
+    out.managed_ = m;
+    out.versioned_ = false;
+    t = &m->dl_tensor;
+  } else {
+    throw TypeError(arg_prefix(op, arg) + ": DLPack capsule has unexpected name '" +
+                    name + "' (already consumed?)");
+  }
+
+  TensorView& v = out.view_;
+  if (t->ndim < 0 || t->ndim > kMaxDims)
+    throw ValueError(arg_prefix(op, arg) + " has " + std::to_string(t->ndim) +
+                     " dimensions; at most " + std::to_string(kMaxDims) + " are supported");
+  v.ndim = t->ndim;
+  v.dtype = to_dtype(t->dtype);
+  switch (t->device.device_type) {
+    case dlpack::kDLCPU: v.device = DeviceType::CPU; break;
+    case dlpack::kDLCUDA: v.device = DeviceType::CUDA; break;
+    default: v.device = DeviceType::Other; break;
+  }
+  v.device_id = t->device.device_id;
+  v.readonly = (flags & dlpack::kFlagReadOnly) != 0;
+  int64_t expected = 1;
+  for (int i = v.ndim - 1; i >= 0; --i) {
+    if (t->shape[i] < 0)
+      throw ValueError(arg_prefix(op, arg) + " has a negative dimension");
+    v.shape[i] = t->shape[i];
+    v.strides[i] = t->strides ? t->strides[i] : expected;
+    expected *= t->shape[i];
+  }
+  v.data = t->data ? static_cast<char*>(t->data) + t->byte_offset : nullptr;
+  if (writable) check_writable(op, arg, v);
+  return out;
+}
+
+void register_exceptions(py::module_& m) {
+  (void)m;
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const ValueError& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    } catch (const TypeError& e) {
+      PyErr_SetString(PyExc_TypeError, e.what());
+    } catch (const IndexError& e) {
+      PyErr_SetString(PyExc_IndexError, e.what());
+    }
+  });
+}
+
+}  // namespace mn

@@ -1,0 +1,11 @@
+// The extension module: only register_*(m) calls live here.
+#include <pybind11/pybind11.h>
+
+#include "bindings/register.h"
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "maskrcnn_native native operators (C++ core behind DLPack)";
+  mn::register_exceptions(m);
+  mn::register_common(m);
+  mn::register_roi_align(m);
+}

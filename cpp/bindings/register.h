@@ -1,0 +1,10 @@
+// One register_<op>(m) per bind_<op>.cpp.
+#pragma once
+#include <pybind11/pybind11.h>
+
+#include "bindings/dlpack_import.h"
+
+namespace mn {
+void register_common(pybind11::module_& m);
+void register_roi_align(pybind11::module_& m);
+}  // namespace mn

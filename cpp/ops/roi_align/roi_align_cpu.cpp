@@ -1,0 +1,327 @@
+// RoIAlign CPU kernels.
+//
+// Per RoI we build separable tap tables: for every output row ph the list of
+// (feature row, weight) pairs that its samples touch, merged when adjacent
+// samples share a row, and the same for columns. A bin's value is then
+//   sum_{rows} sum_{cols} wy * wx * F[row, col]
+// which is torchvision's sum over samples and bilinear neighbours regrouped.
+// channels_last: the inner loop runs over contiguous channels (vectorised).
+// NCHW: large workloads are transposed once into a channels_last scratch copy;
+// small ones run a per-channel scalar kernel on the same tables.
+// Backward: parallel over channel slices, so no two threads write the same
+// element and results are bitwise reproducible.
+#include "ops/roi_align/roi_align_cpu.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "common/parallel.h"
+#include "ops/roi_align/roi_align_common.h"
+
+namespace mn {
+namespace cpu {
+namespace {
+
+using roi_align_detail::axis_taps;
+using roi_align_detail::RoiGeometry;
+using roi_align_detail::roi_geometry;
+using roi_align_detail::sample_pos;
+
+template <typename T>
+struct AxisTable {
+  std::vector<int32_t> off;  // pooled + 1 offsets into idx / w
+  std::vector<int64_t> idx;
+  std::vector<T> w;
+
+  void clear() { off.clear(); idx.clear(); w.clear(); }
+  void add(int64_t i, T weight) {
+    if (weight == T(0)) return;
+    const size_t first = static_cast<size_t>(off.back());
+    if (idx.size() > first && idx.back() == i) {
+      w.back() += weight;
+    } else {
+      idx.push_back(i);
+      w.push_back(weight);
+    }
+  }
+};
+
+// Indices [a, b) of the samples of one bin that can fall inside [-1, size].
+inline void sample_range(double base, double step, int64_t grid, int64_t size,
+                         int64_t* a, int64_t* b) {
+  if (grid <= 4096 || step == 0.0) {
+    *a = 0;
+    *b = grid;
+    return;
+  }
+  double lo = (-1.0 - base) / step - 0.5, hi = (static_cast<double>(size) - base) / step - 0.5;
+  if (lo > hi) std::swap(lo, hi);
+  lo = std::max(lo, -1.0);
+  hi = std::min(hi, static_cast<double>(grid));
+  *a = std::max<int64_t>(0, static_cast<int64_t>(std::floor(lo)) - 1);
+  *b = std::min<int64_t>(grid, static_cast<int64_t>(std::floor(hi)) + 2);
+  if (*b < *a) *b = *a;
+}
+
+template <typename T>
+void build_axis(T start, T bin, int64_t pooled, int64_t grid, int64_t size, T scale,
+                AxisTable<T>& t) {
+  t.clear();
+  t.off.push_back(0);
+  for (int64_t p = 0; p < pooled; ++p) {
+    if (bin == T(0) && grid > 1) {
+      // Every sample sits at the same place: one sample, weighted grid times.
+      int64_t lo, hi;
+      T wl, wh;
+      if (axis_taps(sample_pos(start, bin, p, 0, grid), size, &lo, &hi, &wl, &wh)) {
+        const T k = scale * static_cast<T>(grid);
+        t.add(lo, wl * k);
+        t.add(hi, wh * k);
+      }
+    } else {
+      const double base = static_cast<double>(start) + static_cast<double>(p) * bin;
+      int64_t a, b;
+      sample_range(base, static_cast<double>(bin) / static_cast<double>(grid), grid, size, &a, &b);
+      for (int64_t i = a; i < b; ++i) {
+        int64_t lo, hi;
+        T wl, wh;
+        if (!axis_taps(sample_pos(start, bin, p, i, grid), size, &lo, &hi, &wl, &wh)) continue;
+        t.add(lo, wl * scale);
+        t.add(hi, wh * scale);
+      }
+    }
+    t.off.push_back(static_cast<int32_t>(t.idx.size()));
+  }
+}
+
+template <typename T>
+struct RoiTables {
+  RoiGeometry<T> g;
+  AxisTable<T> y, x;
+};
+
+// Returns false when the RoI contributes nothing (all-zero output).
+template <typename T>
+bool build_tables(const T* roi, const RoiAlignParams& p, int64_t H, int64_t W,
+                  RoiTables<T>& t) {
+  t.g = roi_geometry<T>(roi, static_cast<T>(p.spatial_scale), p.pooled_h, p.pooled_w,
+                        p.sampling_ratio, p.aligned, p.quantize);
+  if (t.g.empty || H <= 0 || W <= 0) return false;
+  build_axis<T>(t.g.start_h, t.g.bin_h, p.pooled_h, t.g.grid_h, H, t.g.inv_count, t.y);
+  build_axis<T>(t.g.start_w, t.g.bin_w, p.pooled_w, t.g.grid_w, W, T(1), t.x);
+  return true;
+}
+
+// One bin, channels contiguous: acc[0:C] = sum of taps.
+template <typename T>
+inline void bin_channels_last(const T* base, int64_t sH, int64_t sW, int64_t C,
+                              const RoiTables<T>& t, int64_t ph, int64_t pw, T* acc) {
+  std::fill(acc, acc + C, T(0));
+  for (int32_t ty = t.y.off[ph]; ty < t.y.off[ph + 1]; ++ty) {
+    const T* row = base + t.y.idx[ty] * sH;
+    const T wy = t.y.w[ty];
+    for (int32_t tx = t.x.off[pw]; tx < t.x.off[pw + 1]; ++tx) {
+      const T w = wy * t.x.w[tx];
+      const T* __restrict src = row + t.x.idx[tx] * sW;
+      T* __restrict dst = acc;
+#pragma GCC ivdep
+      for (int64_t c = 0; c < C; ++c) dst[c] += w * src[c];
+    }
+  }
+}
+
+// One bin of one channel plane (NCHW).
+template <typename T>
+inline T bin_plane(const T* plane, int64_t sH, const RoiTables<T>& t, int64_t ph, int64_t pw) {
+  T sum = 0;
+  for (int32_t ty = t.y.off[ph]; ty < t.y.off[ph + 1]; ++ty) {
+    const T* row = plane + t.y.idx[ty] * sH;
+    T s = 0;
+    for (int32_t tx = t.x.off[pw]; tx < t.x.off[pw + 1]; ++tx) s += t.x.w[tx] * row[t.x.idx[tx]];
+    sum += t.y.w[ty] * s;
+  }
+  return sum;
+}
+
+}  // namespace
+
+template <typename T>
+void roi_align_forward(const TensorView& input, const TensorView& rois,
+                       const TensorView& output, const RoiAlignParams& p) {
+  const int64_t N = input.size(0), C = input.size(1), H = input.size(2), W = input.size(3);
+  const int64_t K = rois.size(0), PH = p.pooled_h, PW = p.pooled_w;
+  if (K == 0 || C == 0) return;
+  const T* roi_data = rois.ptr<T>();
+  T* out = output.ptr<T>();
+  const int64_t oK = output.stride(0), oC = output.stride(1), oH = output.stride(2),
+                oW = output.stride(3);
+  const bool out_cl = output.is_channels_last() && C > 1;
+
+  // Feature source in channels_last form: the input itself, or a scratch copy.
+  const T* feat = input.ptr<T>();
+  int64_t sN = input.stride(0), sC = input.stride(1), sH = input.stride(2), sW = input.stride(3);
+  bool cl = input.is_channels_last() || C == 1;
+  std::unique_ptr<T[]> scratch;
+  if (!cl) {
+    // Transpose when the sampled taps outnumber the map's pixels enough to
+    // pay for one pass over the input; otherwise use the strided kernel.
+    const double taps = double(K) * double(PH) * double(PW) * 16.0;
+    const double pixels = double(N) * double(H) * double(W) * 2.0;
+    if (taps > pixels && C >= 8) {
+      scratch.reset(new T[static_cast<size_t>(N * H * W * C)]);
+      T* dst = scratch.get();
+      const T* src = feat;
+      parallel_for(0, N * H, 1, [&](int64_t lo, int64_t hi) {
+        for (int64_t nh = lo; nh < hi; ++nh) {
+          const int64_t n = nh / H, h = nh % H;
+          T* d = dst + nh * W * C;
+          for (int64_t c = 0; c < C; ++c) {
+            const T* s = src + n * sN + c * sC + h * sH;
+            for (int64_t w = 0; w < W; ++w) d[w * C + c] = s[w * sW];
+          }
+        }
+      });
+      feat = dst;
+      sN = H * W * C; sH = W * C; sW = C; sC = 1;
+      cl = true;
+    }
+  }
+
+  parallel_for(0, K, 1, [&](int64_t lo, int64_t hi) {
+    RoiTables<T> t;
+    std::vector<T> local;
+    if (cl && !out_cl) local.resize(static_cast<size_t>(PH * PW * C));
+    for (int64_t k = lo; k < hi; ++k) {
+      T* o = out + k * oK;
+      if (!build_tables<T>(roi_data + k * 5, p, H, W, t)) {
+        for (int64_t c = 0; c < C; ++c)
+          for (int64_t ph = 0; ph < PH; ++ph)
+            for (int64_t pw = 0; pw < PW; ++pw) o[c * oC + ph * oH + pw * oW] = T(0);
+        continue;
+      }
+      const int64_t n = t.g.batch;
+      if (cl) {
+        const T* base = feat + n * sN;
+        for (int64_t ph = 0; ph < PH; ++ph)
+          for (int64_t pw = 0; pw < PW; ++pw) {
+            T* acc = out_cl ? o + ph * oH + pw * oW : local.data() + (ph * PW + pw) * C;
+            bin_channels_last<T>(base, sH, sW, C, t, ph, pw, acc);
+          }
+        if (!out_cl) {
+          for (int64_t c = 0; c < C; ++c)
+            for (int64_t ph = 0; ph < PH; ++ph)
+              for (int64_t pw = 0; pw < PW; ++pw)
+                o[c * oC + ph * oH + pw * oW] = local[(ph * PW + pw) * C + c];
+        }
+      } else {
+        for (int64_t c = 0; c < C; ++c) {
+          const T* plane = feat + n * sN + c * sC;
+          for (int64_t ph = 0; ph < PH; ++ph)
+            for (int64_t pw = 0; pw < PW; ++pw) {
+              // sW == 1 for NCHW-contiguous input (validated).
+              o[c * oC + ph * oH + pw * oW] = bin_plane<T>(plane, sH, t, ph, pw);
+            }
+        }
+      }
+    }
+  });
+}
+
+template <typename T>
+void roi_align_backward(const TensorView& grad_output, const TensorView& rois,
+                        const TensorView& grad_input, const RoiAlignParams& p) {
+  const int64_t N = grad_input.size(0), C = grad_input.size(1), H = grad_input.size(2),
+                W = grad_input.size(3);
+  const int64_t K = rois.size(0), PH = p.pooled_h, PW = p.pooled_w;
+  T* gi = grad_input.ptr<T>();
+  const int64_t sN = grad_input.stride(0), sC = grad_input.stride(1), sH = grad_input.stride(2),
+                sW = grad_input.stride(3);
+  const T* go = grad_output.ptr<T>();
+  const int64_t gK = grad_output.stride(0), gC = grad_output.stride(1),
+                gH = grad_output.stride(2), gW = grad_output.stride(3);
+  const bool cl = grad_input.is_channels_last() && C > 1;
+  if (C == 0) return;
+
+  // Tap tables for every RoI, built once in parallel and shared by all slices.
+  std::vector<RoiTables<T>> tables(static_cast<size_t>(K));
+  std::vector<char> live(static_cast<size_t>(K), 0);
+  const T* roi_data = rois.ptr<T>();
+  parallel_for(0, K, 8, [&](int64_t lo, int64_t hi) {
+    for (int64_t k = lo; k < hi; ++k) live[k] = build_tables<T>(roi_data + k * 5, p, H, W, tables[k]);
+  });
+
+  if (cl) {
+    // Slices of channels; each thread zeroes and accumulates its own slice.
+    const int64_t block = 16;
+    const int64_t nblocks = (C + block - 1) / block;
+    parallel_for(0, nblocks, 1, [&](int64_t blo, int64_t bhi) {
+      const int64_t c0 = blo * block, c1 = std::min(C, bhi * block), nc = c1 - c0;
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t h = 0; h < H; ++h)
+          for (int64_t w = 0; w < W; ++w)
+            std::fill_n(gi + n * sN + h * sH + w * sW + c0, nc, T(0));
+      std::vector<T> g(static_cast<size_t>(nc));
+      for (int64_t k = 0; k < K; ++k) {
+        if (!live[k]) continue;
+        const RoiTables<T>& t = tables[k];
+        T* base = gi + t.g.batch * sN + c0;
+        for (int64_t ph = 0; ph < PH; ++ph)
+          for (int64_t pw = 0; pw < PW; ++pw) {
+            const T* src = go + k * gK + ph * gH + pw * gW + c0 * gC;
+            for (int64_t c = 0; c < nc; ++c) g[c] = src[c * gC];
+            for (int32_t ty = t.y.off[ph]; ty < t.y.off[ph + 1]; ++ty) {
+              T* row = base + t.y.idx[ty] * sH;
+              const T wy = t.y.w[ty];
+              for (int32_t tx = t.x.off[pw]; tx < t.x.off[pw + 1]; ++tx) {
+                const T wgt = wy * t.x.w[tx];
+                T* __restrict dst = row + t.x.idx[tx] * sW;
+                const T* __restrict gg = g.data();
+#pragma GCC ivdep
+                for (int64_t c = 0; c < nc; ++c) dst[c] += wgt * gg[c];
+              }
+            }
+          }
+      }
+    });
+  } else {
+    parallel_for(0, C, 1, [&](int64_t clo, int64_t chi) {
+      for (int64_t c = clo; c < chi; ++c) {
+        for (int64_t n = 0; n < N; ++n)
+          for (int64_t h = 0; h < H; ++h)
+            for (int64_t w = 0; w < W; ++w) gi[n * sN + c * sC + h * sH + w * sW] = T(0);
+        for (int64_t k = 0; k < K; ++k) {
+          if (!live[k]) continue;
+          const RoiTables<T>& t = tables[k];
+          T* plane = gi + t.g.batch * sN + c * sC;
+          const T* src = go + k * gK + c * gC;
+          for (int64_t ph = 0; ph < PH; ++ph)
+            for (int64_t pw = 0; pw < PW; ++pw) {
+              const T g = src[ph * gH + pw * gW];
+              if (g == T(0)) continue;
+              for (int32_t ty = t.y.off[ph]; ty < t.y.off[ph + 1]; ++ty) {
+                T* row = plane + t.y.idx[ty] * sH;
+                const T gy = g * t.y.w[ty];
+                for (int32_t tx = t.x.off[pw]; tx < t.x.off[pw + 1]; ++tx)
+                  row[t.x.idx[tx] * sW] += gy * t.x.w[tx];
+              }
+            }
+        }
+      }
+    });
+  }
+}
+
+template void roi_align_forward<float>(const TensorView&, const TensorView&, const TensorView&,
+                                       const RoiAlignParams&);
+template void roi_align_forward<double>(const TensorView&, const TensorView&, const TensorView&,
+                                        const RoiAlignParams&);
+template void roi_align_backward<float>(const TensorView&, const TensorView&, const TensorView&,
+                                        const RoiAlignParams&);
+template void roi_align_backward<double>(const TensorView&, const TensorView&, const TensorView&,
+                                         const RoiAlignParams&);
+
+}  // namespace cpu
+}  // namespace mn

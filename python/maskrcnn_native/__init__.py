@@ -1,0 +1,21 @@
+"""maskrcnn_native: Mask R-CNN with fast native operators.
+
+The operators (``maskrcnn_native.ops``) are C++ kernels that take tensors
+through DLPack, so they work with any torch 2.x and with NumPy arrays.
+"""
+
+__version__ = "0.1.0"
+
+from . import _C
+from ._threads import get_num_threads, set_num_threads
+from . import ops
+
+
+def build_info() -> dict:
+    """How the native extension was built: compiler, flags, CUDA yes/no."""
+    info = dict(_C.build_info())
+    info["version"] = __version__
+    return info
+
+
+__all__ = ["__version__", "build_info", "get_num_threads", "set_num_threads", "ops"]
