@@ -8,4 +8,5 @@ PYBIND11_MODULE(_C, m) {
   mn::register_exceptions(m);
   mn::register_common(m);
   mn::register_roi_align(m);
+  mn::register_roi_pool(m);
 }

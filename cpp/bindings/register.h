@@ -7,4 +7,5 @@
 namespace mn {
 void register_common(pybind11::module_& m);
 void register_roi_align(pybind11::module_& m);
+void register_roi_pool(pybind11::module_& m);
 }  // namespace mn

@@ -1,54 +1,15 @@
 // RoIAlign / RoIWarp: validation (once, before any kernel) and dispatch.
 #include "ops/roi_align/roi_align.h"
 
-#include <cmath>
-#include <string>
-
-#include "common/checks.h"
-#include "common/dispatch.h"
+#include "common/roi_checks.h"
 #include "ops/roi_align/roi_align_cpu.h"
 
 namespace mn {
 namespace {
 
-void check_feature_layout(const char* op, const char* arg, const TensorView& t) {
-  if (!t.is_contiguous() && !t.is_channels_last())
-    throw ValueError(arg_prefix(op, arg) +
-                     " must be NCHW-contiguous or channels_last, got strides with shape " +
-                     t.shape_str());
-}
-
 void check_params(const char* op, const RoiAlignParams& p) {
-  if (p.pooled_h <= 0 || p.pooled_w <= 0)
-    throw ValueError(std::string(op) + ": output_size must be positive, got (" +
-                     std::to_string(p.pooled_h) + ", " + std::to_string(p.pooled_w) + ")");
-  if (!(std::isfinite(p.spatial_scale) && p.spatial_scale > 0))
-    throw ValueError(std::string(op) + ": spatial_scale must be a positive finite number, got " +
-                     std::to_string(p.spatial_scale));
-}
-
-template <typename T>
-void check_batch_indices(const char* op, const TensorView& rois, int64_t N) {
-  const T* r = rois.ptr<T>();
-  for (int64_t k = 0; k < rois.size(0); ++k) {
-    const T b = r[k * 5];
-    // The batch index truncates toward zero, as in torchvision.
-    if (!(b > T(-1) && b < static_cast<T>(N)))
-      throw IndexError(std::string(op) + ": rois[" + std::to_string(k) +
-                       ", 0] (batch index) = " + std::to_string(static_cast<double>(b)) +
-                       " is out of range for input with " + std::to_string(N) + " images");
-  }
-}
-
-void check_rois(const char* op, const TensorView& rois, const TensorView& ref, const char* ref_arg,
-                int64_t N) {
-  check_cpu(op, "rois", rois);
-  check_same_dtype(op, "rois", rois, ref_arg, ref);
-  check_shape(op, "rois", rois, {-1, 5}, "[K, 5]");
-  check_contiguous(op, "rois", rois);
-  dispatch_float(rois.dtype, op, "rois", [&](auto tag) {
-    check_batch_indices<decltype(tag)>(op, rois, N);
-  });
+  check_pooled_size(op, p.pooled_h, p.pooled_w);
+  check_spatial_scale(op, p.spatial_scale);
 }
 
 const char* op_name(const RoiAlignParams& p) { return p.quantize ? "roi_warp" : "roi_align"; }

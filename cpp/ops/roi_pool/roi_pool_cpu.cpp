@@ -1,0 +1,128 @@
+// RoIPool CPU kernels: forward parallel over RoIs (vectorised over channels
+// for channels_last), backward parallel over channel slices (no atomics).
+#include <algorithm>
+#include <cfloat>
+#include <vector>
+
+#include "common/parallel.h"
+#include "ops/roi_pool/roi_pool_cpu.h"
+#include "ops/roi_pool/roi_pool_common.h"
+
+namespace mn {
+namespace cpu {
+
+using roi_pool_detail::Bin;
+using roi_pool_detail::bin_at;
+using roi_pool_detail::roi_bins;
+
+template <typename T>
+void roi_pool_forward(const TensorView& input, const TensorView& rois, const TensorView& output,
+                      const TensorView& argmax, double spatial_scale, int64_t PH, int64_t PW) {
+  const int64_t C = input.size(1), H = input.size(2), W = input.size(3), K = rois.size(0);
+  const T* in = input.ptr<T>();
+  const int64_t sN = input.stride(0), sC = input.stride(1), sH = input.stride(2), sW = input.stride(3);
+  T* out = output.ptr<T>();
+  int64_t* am = argmax.ptr<int64_t>();
+  const int64_t oK = output.stride(0), oC = output.stride(1), oH = output.stride(2), oW = output.stride(3);
+  const int64_t aK = argmax.stride(0), aC = argmax.stride(1), aH = argmax.stride(2), aW = argmax.stride(3);
+  const bool cl = input.is_channels_last() && C > 1;
+  const T* roi_data = rois.ptr<T>();
+  const T lowest = static_cast<T>(-FLT_MAX);
+
+  parallel_for(0, K, 1, [&](int64_t lo, int64_t hi) {
+    std::vector<T> best(static_cast<size_t>(C));
+    std::vector<int64_t> arg(static_cast<size_t>(C));
+    for (int64_t k = lo; k < hi; ++k) {
+      const auto r = roi_bins<T>(roi_data + k * 5, static_cast<T>(spatial_scale), PH, PW);
+      const T* base = in + r.batch * sN;
+      for (int64_t ph = 0; ph < PH; ++ph)
+        for (int64_t pw = 0; pw < PW; ++pw) {
+          const Bin b = bin_at(r, ph, pw, H, W);
+          const bool empty = b.empty();
+          std::fill(best.begin(), best.end(), empty ? T(0) : lowest);
+          std::fill(arg.begin(), arg.end(), int64_t(-1));
+          if (!empty) {
+            if (cl) {
+              for (int64_t h = b.h0; h < b.h1; ++h)
+                for (int64_t w = b.w0; w < b.w1; ++w) {
+                  const T* px = base + h * sH + w * sW;
+                  const int64_t idx = h * W + w;
+                  for (int64_t c = 0; c < C; ++c)
+                    if (px[c] > best[c]) { best[c] = px[c]; arg[c] = idx; }
+                }
+            } else {
+              for (int64_t c = 0; c < C; ++c) {
+                const T* plane = base + c * sC;
+                T m = lowest;
+                int64_t a = -1;
+                for (int64_t h = b.h0; h < b.h1; ++h)
+                  for (int64_t w = b.w0; w < b.w1; ++w) {
+                    const T v = plane[h * sH + w * sW];
+                    if (v > m) { m = v; a = h * W + w; }
+                  }
+                best[c] = m;
+                arg[c] = a;
+              }
+            }
+          }
+          T* o = out + k * oK + ph * oH + pw * oW;
+          int64_t* ao = am + k * aK + ph * aH + pw * aW;
+          for (int64_t c = 0; c < C; ++c) {
+            o[c * oC] = best[c];
+            ao[c * aC] = arg[c];
+          }
+        }
+    }
+  });
+}
+
+template <typename T>
+void roi_pool_backward(const TensorView& grad_output, const TensorView& rois,
+                       const TensorView& argmax, const TensorView& grad_input) {
+  const int64_t N = grad_input.size(0), C = grad_input.size(1), H = grad_input.size(2),
+                W = grad_input.size(3);
+  const int64_t K = rois.size(0), PH = grad_output.size(2), PW = grad_output.size(3);
+  T* gi = grad_input.ptr<T>();
+  const int64_t sN = grad_input.stride(0), sC = grad_input.stride(1), sH = grad_input.stride(2),
+                sW = grad_input.stride(3);
+  const T* go = grad_output.ptr<T>();
+  const int64_t gK = grad_output.stride(0), gC = grad_output.stride(1), gH = grad_output.stride(2),
+                gW = grad_output.stride(3);
+  const int64_t* am = argmax.ptr<int64_t>();
+  const int64_t aK = argmax.stride(0), aC = argmax.stride(1), aH = argmax.stride(2), aW = argmax.stride(3);
+  const T* roi_data = rois.ptr<T>();
+  const int64_t HW = H * W;
+  parallel_for(0, C, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t h = 0; h < H; ++h)
+          for (int64_t w = 0; w < W; ++w) gi[n * sN + c * sC + h * sH + w * sW] = T(0);
+      for (int64_t k = 0; k < K; ++k) {
+        const int64_t n = static_cast<int64_t>(roi_data[k * 5]);
+        T* plane = gi + n * sN + c * sC;
+        for (int64_t ph = 0; ph < PH; ++ph)
+          for (int64_t pw = 0; pw < PW; ++pw) {
+            const int64_t a = am[k * aK + c * aC + ph * aH + pw * aW];
+            if (a < 0 || a >= HW) continue;  // empty bin (or a foreign argmax): no gradient
+            plane[(a / W) * sH + (a % W) * sW] += go[k * gK + c * gC + ph * gH + pw * gW];
+          }
+      }
+    }
+  });
+}
+
+}  // namespace cpu
+
+}  // namespace mn
+
+// Instantiations are used by roi_pool.cpp.
+template void mn::cpu::roi_pool_forward<float>(const mn::TensorView&, const mn::TensorView&,
+                                               const mn::TensorView&, const mn::TensorView&, double,
+                                               int64_t, int64_t);
+template void mn::cpu::roi_pool_forward<double>(const mn::TensorView&, const mn::TensorView&,
+                                                const mn::TensorView&, const mn::TensorView&, double,
+                                                int64_t, int64_t);
+template void mn::cpu::roi_pool_backward<float>(const mn::TensorView&, const mn::TensorView&,
+                                                const mn::TensorView&, const mn::TensorView&);
+template void mn::cpu::roi_pool_backward<double>(const mn::TensorView&, const mn::TensorView&,
+                                                 const mn::TensorView&, const mn::TensorView&);
