@@ -54,6 +54,7 @@ struct TensorView {
 
   // Row-major contiguous (dims of size 1 may have any stride).
   bool is_contiguous() const {
+    if (numel() == 0) return true;  // nothing is read or written
     int64_t expected = 1;
     for (int i = ndim - 1; i >= 0; --i) {
       if (shape[i] != 1 && strides[i] != expected) return false;
@@ -64,6 +65,7 @@ struct TensorView {
   // 4-D tensor stored as N, H, W, C (torch.channels_last).
   bool is_channels_last() const {
     if (ndim != 4) return false;
+    if (numel() == 0) return true;
     const int order[4] = {1, 3, 2, 0};  // innermost first: C, W, H, N
     int64_t expected = 1;
     for (int d : order) {

@@ -136,12 +136,13 @@ inline void bin_channels_last(const T* base, int64_t sH, int64_t sW, int64_t C,
 // One bin of one channel plane (NCHW).
 template <typename T>
 inline T bin_plane(const T* plane, int64_t sH, const RoiTables<T>& t, int64_t ph, int64_t pw) {
+  // Same products and summation order as bin_channels_last, so NCHW and
+  // channels_last inputs give bitwise identical results.
   T sum = 0;
   for (int32_t ty = t.y.off[ph]; ty < t.y.off[ph + 1]; ++ty) {
     const T* row = plane + t.y.idx[ty] * sH;
-    T s = 0;
-    for (int32_t tx = t.x.off[pw]; tx < t.x.off[pw + 1]; ++tx) s += t.x.w[tx] * row[t.x.idx[tx]];
-    sum += t.y.w[ty] * s;
+    const T wy = t.y.w[ty];
+    for (int32_t tx = t.x.off[pw]; tx < t.x.off[pw + 1]; ++tx) sum += (wy * t.x.w[tx]) * row[t.x.idx[tx]];
   }
   return sum;
 }
@@ -300,12 +301,11 @@ void roi_align_backward(const TensorView& grad_output, const TensorView& rois,
           for (int64_t ph = 0; ph < PH; ++ph)
             for (int64_t pw = 0; pw < PW; ++pw) {
               const T g = src[ph * gH + pw * gW];
-              if (g == T(0)) continue;
               for (int32_t ty = t.y.off[ph]; ty < t.y.off[ph + 1]; ++ty) {
                 T* row = plane + t.y.idx[ty] * sH;
-                const T gy = g * t.y.w[ty];
+                const T wy = t.y.w[ty];
                 for (int32_t tx = t.x.off[pw]; tx < t.x.off[pw + 1]; ++tx)
-                  row[t.x.idx[tx] * sW] += gy * t.x.w[tx];
+                  row[t.x.idx[tx] * sW] += (wy * t.x.w[tx]) * g;  // as the channels_last path
               }
             }
         }
