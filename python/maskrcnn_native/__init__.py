@@ -9,6 +9,8 @@ __version__ = "0.1.0"
 from . import _C
 from ._threads import get_num_threads, set_num_threads
 from . import ops
+from .modeling import Model, ModelConfig
+from .structures import Detections
 
 
 def build_info() -> dict:
@@ -18,4 +20,5 @@ def build_info() -> dict:
     return info
 
 
-__all__ = ["__version__", "build_info", "get_num_threads", "set_num_threads", "ops"]
+__all__ = ["__version__", "build_info", "get_num_threads", "set_num_threads", "ops",
+           "Model", "ModelConfig", "Detections"]

@@ -1,0 +1,261 @@
+"""Mask R-CNN / Keypoint R-CNN meta-architecture and the public ``Model``.
+
+``MaskRCNN`` receives its parts (backbone, RPN, RoI heads) by constructor;
+``Model`` builds them from a ``ModelConfig`` or preset name and adds
+``predict``, ``save``/``load`` and ``from_torchvision``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ...structures import Detections, masks_to_rle
+from .. import _ops
+from ..backbone import build_backbone
+from ..config import ModelConfig, build_config
+from ..proposal_generator import RPN
+from ..roi_heads import RoIHeads
+from ..transform import Preprocessor, scale_boxes, scale_keypoints
+
+_LOSS_KEYS = ("loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg", "loss_mask",
+              "loss_keypoint")
+
+
+def _check_targets(targets, num_classes: int, keypoints: bool, masks: bool):
+    if targets is None:
+        raise ValueError("Model: targets are required in training mode (model.eval() for inference)")
+    for i, t in enumerate(targets):
+        b = t.get("boxes")
+        if not isinstance(b, Tensor) or b.dim() != 2 or b.shape[-1] != 4:
+            raise ValueError(f"targets[{i}]['boxes']: expected Tensor[K, 4], got "
+                             f"{list(b.shape) if isinstance(b, Tensor) else type(b).__name__}")
+        lab = t.get("labels")
+        if not isinstance(lab, Tensor) or lab.shape != b.shape[:1]:
+            raise ValueError(f"targets[{i}]['labels']: expected Tensor[{b.shape[0]}]")
+        if lab.numel() and (int(lab.min()) < 1 or int(lab.max()) >= num_classes):
+            raise ValueError(f"targets[{i}]['labels'] must be in 1..{num_classes - 1} (0 is background), "
+                             f"got range [{int(lab.min())}, {int(lab.max())}]")
+        if b.numel() and bool(((b[:, 2:] <= b[:, :2]).any())):
+            raise ValueError(f"targets[{i}]['boxes']: every box needs x2 > x1 and y2 > y1 (XYXY pixels)")
+        if masks and ("masks" not in t or t["masks"].shape[0] != b.shape[0]):
+            raise ValueError(f"targets[{i}]['masks']: expected [{b.shape[0]}, H, W] masks")
+        if keypoints and ("keypoints" not in t or t["keypoints"].shape[0] != b.shape[0]):
+            raise ValueError(f"targets[{i}]['keypoints']: expected [{b.shape[0]}, P, 3] keypoints")
+
+
+class MaskRCNN(nn.Module):
+    """Generalized R-CNN: preprocess -> backbone -> RPN -> RoI heads.
+
+    forward(images: list of Tensor[3, H_i, W_i] float32 in [0, 1], targets)
+      training: targets list of dicts (boxes [K, 4] float32 XYXY pixels,
+        labels [K] int64 in 1..num_classes-1, masks [K, H, W] uint8/bool,
+        keypoints [K, P, 3]) -> dict of scalar losses.
+      eval: -> list of ``Detections`` (aligned paste, bitmap masks).
+    """
+
+    def __init__(self, cfg: ModelConfig, backbone: nn.Module, rpn: RPN, roi_heads: RoIHeads):
+        super().__init__()
+        self._config = cfg
+        self.backbone = backbone
+        self.rpn = rpn
+        self.roi_heads = roi_heads
+        self.preprocess = Preprocessor(cfg)
+
+    @property
+    def config(self) -> ModelConfig:
+        return self._config
+
+    def _features(self, images):
+        feats = self.backbone(images.tensors)
+        return feats
+
+    def forward(self, images: List[Tensor], targets: Optional[List[Dict[str, Tensor]]] = None):
+        if isinstance(images, Tensor) and images.dim() == 3:
+            images = [images]
+        if self.training:
+            cfg = self._config
+            _check_targets(targets, cfg.num_classes, cfg.keypoints, cfg.masks)
+            batch, tg, _ = self.preprocess(list(images), targets, training=True)
+            feats = self._features(batch)
+            rpn_in = [feats[k] for k in self.backbone.rpn_levels]
+            proposals, losses = self.rpn(batch, rpn_in, tg)
+            _, roi_losses = self.roi_heads(feats, proposals, batch.image_sizes, tg)
+            losses.update(roi_losses)
+            return losses
+        return self._infer(list(images))
+
+    def _infer(self, images: List[Tensor], paste: str = "aligned", mask_format: str = "bitmap") -> List[Detections]:
+        batch, _, orig = self.preprocess(images, None, training=False)
+        feats = self._features(batch)
+        proposals, _ = self.rpn(batch, [feats[k] for k in self.backbone.rpn_levels])
+        results, _ = self.roi_heads(feats, proposals, batch.image_sizes)
+        dets = []
+        for r, rs, os_ in zip(results, batch.image_sizes, orig):
+            boxes = scale_boxes(r["boxes"], rs, os_)
+            masks = None
+            if "mask_probs" in r:
+                if r["mask_probs"].shape[0]:
+                    masks = _ops.paste_masks(r["mask_probs"], boxes, os_, mode=paste, threshold=0.5,
+                                             output="bitmap")
+                else:
+                    masks = torch.zeros((0,) + tuple(os_), dtype=torch.bool)
+                if mask_format == "rle":
+                    masks = masks_to_rle(masks)
+            kps = kps_scores = None
+            if "keypoints" in r:
+                kps = scale_keypoints(r["keypoints"], rs, os_)
+                kps_scores = r["keypoint_scores"]
+            dets.append(Detections(boxes=boxes, scores=r["scores"], labels=r["labels"], masks=masks,
+                                   keypoints=kps, image_size=tuple(os_), keypoint_scores=kps_scores))
+        return dets
+
+
+def _to_tensor(img: Any) -> Tensor:
+    """File path / PIL image / HWC uint8 ndarray / CHW float tensor -> [3, H, W] float32 in [0, 1]."""
+    if isinstance(img, (str, os.PathLike)):
+        from PIL import Image
+
+        with Image.open(img) as im:
+            img = im.convert("RGB")
+    if hasattr(img, "convert") and hasattr(img, "size") and not isinstance(img, (np.ndarray, Tensor)):
+        img = np.asarray(img.convert("RGB"))
+    if isinstance(img, np.ndarray):
+        if img.ndim == 2:
+            img = np.repeat(img[..., None], 3, axis=2)
+        if img.ndim != 3 or img.shape[2] not in (3, 4):
+            raise ValueError(f"predict: expected an HWC array with 3 channels, got shape {img.shape}")
+        t = torch.from_numpy(np.ascontiguousarray(img[..., :3])).permute(2, 0, 1)
+        if t.dtype == torch.uint8:
+            return t.float().div_(255.0)
+        return t.float()
+    if isinstance(img, Tensor):
+        if img.dim() != 3 or img.shape[0] != 3:
+            raise ValueError(f"predict: expected a CHW tensor with 3 channels, got shape {list(img.shape)}")
+        if img.dtype == torch.uint8:
+            return img.float().div_(255.0)
+        return img.float()
+    raise TypeError(f"predict: unsupported image type {type(img).__name__} "
+                    "(use a path, PIL image, HWC uint8 array or CHW float tensor)")
+
+
+class Model(MaskRCNN):
+    """The public model. ``Model("R50-FPN", num_classes=81, score_threshold=0.3)``
+    or ``Model(ModelConfig(...))``. See ``ModelConfig`` for every option and
+    ``MaskRCNN.forward`` for the training / eval contract."""
+
+    def __init__(self, preset_or_config: Union[str, ModelConfig, dict] = "R50-FPN", **overrides):
+        cfg = build_config(preset_or_config, **overrides)
+        backbone = build_backbone(cfg)
+        rpn = RPN(cfg, backbone.out_channels)
+        strides = (4, 8, 16, 32) if cfg.arch == "fpn" else (16,)
+        roi_heads = RoIHeads(cfg, backbone.out_channels, backbone.pooler_levels, strides)
+        super().__init__(cfg, backbone, rpn, roi_heads)
+
+    # ----------------------------------------------------------- inference
+    def predict(self, images, batch_size: int = 1, mask_format: str = "bitmap",
+                paste: str = "aligned") -> List[Detections]:
+        """Detect objects in one image or a list of images.
+
+        images: a path, PIL image, HWC uint8 ndarray or CHW float tensor in
+          [0, 1], or a list of those (any sizes).
+        mask_format: "bitmap" (bool Tensor[D, H, W]) or "rle" (COCO RLE dicts).
+        paste: "aligned" (continuous box coordinates) or "torchvision"
+          (torchvision's integer-box paste, for answer-for-answer parity).
+        Returns one ``Detections`` per image, in the input's pixel frame.
+        """
+        if mask_format not in ("bitmap", "rle"):
+            raise ValueError(f"predict: mask_format must be 'bitmap' or 'rle', got {mask_format!r}")
+        if paste not in ("aligned", "torchvision"):
+            raise ValueError(f"predict: paste must be 'aligned' or 'torchvision', got {paste!r}")
+        if batch_size < 1:
+            raise ValueError(f"predict: batch_size must be >= 1, got {batch_size}")
+        if not isinstance(images, (list, tuple)):
+            images = [images]
+        was_training = self.training
+        self.eval()
+        try:
+            out: List[Detections] = []
+            with torch.inference_mode():
+                for s in range(0, len(images), batch_size):
+                    chunk = [_to_tensor(im) for im in images[s:s + batch_size]]
+                    out.extend(self._infer(chunk, paste=paste, mask_format=mask_format))
+            return out
+        finally:
+            self.train(was_training)
+
+    # ----------------------------------------------------------- persistence
+    def save(self, path: Union[str, Path]) -> None:
+        """Write weights to ``path`` (safetensors; the config JSON is embedded in
+        its metadata under "config") and the same config to ``path.with_suffix('.json')``."""
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        sd = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        cfg_json = self._config.to_json()
+        save_file(sd, str(path), metadata={"config": cfg_json, "format": "maskrcnn_native"})
+        path.with_suffix(".json").write_text(cfg_json)
+
+    @classmethod
+    def load(cls, path: Union[str, Path], **overrides) -> "Model":
+        """Restore a model written by ``save``. The config comes from the
+        safetensors metadata (or the .json next to it); overrides that do not
+        change parameter shapes (e.g. score_threshold) may be given."""
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        if "config" in meta:
+            cfg = json.loads(meta["config"])
+        elif path.with_suffix(".json").exists():
+            cfg = json.loads(path.with_suffix(".json").read_text())
+        else:
+            raise ValueError(f"Model.load: {path} carries no config metadata and {path.with_suffix('.json')} "
+                             "does not exist")
+        model = cls(ModelConfig.from_dict(cfg), **overrides)
+        load_checked(model, load_file(str(path)))
+        model.eval()
+        return model
+
+    @classmethod
+    def from_torchvision(cls, state_dict_or_path, arch: str = "maskrcnn_resnet50_fpn",
+                         reinit_heads: bool = False, **overrides) -> "Model":
+        """Build a model from a torchvision detection checkpoint (see
+        ``maskrcnn_native.weights.torchvision``)."""
+        from ...weights.torchvision import from_torchvision
+
+        return from_torchvision(cls, state_dict_or_path, arch=arch, reinit_heads=reinit_heads, **overrides)
+
+
+def load_checked(model: nn.Module, state_dict: Dict[str, Tensor], allow_missing: Sequence[str] = ()) -> None:
+    """Load ``state_dict`` strictly, raising one ValueError that lists missing
+    keys, unexpected keys and shape mismatches (``name: checkpoint [..] vs model [..]``)."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict and k not in allow_missing]
+    unexpected = [k for k in state_dict if k not in own]
+    mism = [f"{k}: checkpoint {list(state_dict[k].shape)} vs model {list(own[k].shape)}"
+            for k in state_dict if k in own and state_dict[k].shape != own[k].shape]
+    if missing or unexpected or mism:
+        lines = []
+        if missing:
+            lines.append(f"missing keys ({len(missing)}): {missing}")
+        if unexpected:
+            lines.append(f"unexpected keys ({len(unexpected)}): {unexpected}")
+        if mism:
+            lines.append(f"shape mismatches ({len(mism)}): {mism}")
+        hint = ""
+        if mism:
+            hint = ("\nA different num_classes / num_keypoints? Pass reinit_heads=True to "
+                    "from_torchvision to re-initialise the class-specific layers for fine-tuning.")
+        raise ValueError("state dict does not fit the model:\n  " + "\n  ".join(lines) + hint)
+    with torch.no_grad():
+        for k, v in state_dict.items():
+            own[k].copy_(v)

@@ -1,0 +1,131 @@
+"""Box, mask and keypoint head networks (feature -> prediction), no sampling
+or post-processing here (see ``roi_heads.py``).
+
+Module names follow torchvision where a torchvision counterpart exists
+(``fc6``/``fc7``, ``cls_score``/``bbox_pred``, ``conv5_mask``/``mask_fcn_logits``,
+``kps_score_lowres``) so the weight import is a rename table.
+"""
+
+from __future__ import annotations
+
+from typing import Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..backbone.resnet import make_stage
+
+
+class TwoMLPHead(nn.Module):
+    """FPN box head: flatten [R, C, S, S] -> fc6 (1024) -> ReLU -> fc7 (1024) -> ReLU -> [R, 1024]."""
+
+    def __init__(self, in_features: int, dim: int = 1024):
+        super().__init__()
+        self.fc6 = nn.Linear(in_features, dim)
+        self.fc7 = nn.Linear(dim, dim)
+        self.out_dim = dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.flatten(1)
+        return F.relu(self.fc7(F.relu(self.fc6(x))))
+
+
+class Res5Head(nn.Module):
+    """C4 RoI head: ResNet res5 (stride 2) on [R, C4, 14, 14] -> [R, 2048, 7, 7]
+    (``res5_features``), then global average pool -> [R, 2048] (``forward``)."""
+
+    def __init__(self, cfg, in_channels: int):
+        super().__init__()
+        d = cfg.stage_depths[3]
+        self.layer4 = make_stage(cfg.block, d, in_channels, 512, 2, cfg.groups, cfg.width_per_group)
+        self.out_channels = 512 * (4 if cfg.block == "bottleneck" else 1)
+        self.out_dim = self.out_channels
+
+    def res5_features(self, x: Tensor) -> Tensor:
+        return self.layer4(x.contiguous(memory_format=torch.channels_last))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.res5_features(x).mean(dim=(2, 3))
+
+
+class BoxPredictor(nn.Module):
+    """[R, D] -> class logits [R, num_classes], box deltas [R, num_classes * 4]."""
+
+    def __init__(self, in_dim: int, num_classes: int):
+        super().__init__()
+        self.cls_score = nn.Linear(in_dim, num_classes)
+        self.bbox_pred = nn.Linear(in_dim, num_classes * 4)
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        return self.cls_score(x), self.bbox_pred(x)
+
+
+class MaskHeadFCN(nn.Module):
+    """The paper's FCN mask head. FPN: [R, 256, 14, 14] -> 4 x (conv3x3 256, ReLU)
+    -> deconv 2x2 s2 (256) + ReLU -> conv1x1 -> [R, K, 28, 28] logits.
+    C4 (``num_convs=0``): [R, 2048, 7, 7] res5 features -> deconv -> [R, K, 14, 14].
+    K = num_classes, or 1 with class-agnostic masks."""
+
+    def __init__(self, in_channels: int, num_outputs: int, num_convs: int = 4, dim: int = 256):
+        super().__init__()
+        convs = []
+        c = in_channels
+        for _ in range(num_convs):
+            convs.append(nn.Conv2d(c, dim, 3, padding=1))
+            c = dim
+        self.convs = nn.ModuleList(convs)
+        self.conv5_mask = nn.ConvTranspose2d(c, dim, 2, 2)
+        self.mask_fcn_logits = nn.Conv2d(dim, num_outputs, 1)
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        for conv in self.convs:
+            x = F.relu(conv(x))
+        return self.mask_fcn_logits(F.relu(self.conv5_mask(x)))
+
+
+class MaskHeadMLP(nn.Module):
+    """Table 2e ablation: [R, C, S, S] -> fc 1024 -> fc 1024 -> fc K*m*m -> [R, K, m, m]."""
+
+    def __init__(self, in_features: int, num_outputs: int, resolution: int, dim: int = 1024):
+        super().__init__()
+        self.fc1 = nn.Linear(in_features, dim)
+        self.fc2 = nn.Linear(dim, dim)
+        self.fc_logits = nn.Linear(dim, num_outputs * resolution * resolution)
+        self.num_outputs = num_outputs
+        self.resolution = resolution
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.relu(self.fc2(F.relu(self.fc1(x.flatten(1)))))
+        m = self.resolution
+        return self.fc_logits(x).view(-1, self.num_outputs, m, m)
+
+
+class KeypointHead(nn.Module):
+    """Keypoint R-CNN head: [R, 256, 14, 14] -> 8 x (conv3x3 512, ReLU) ->
+    deconv 4x4 s2 -> [R, P, 28, 28] -> 2x bilinear -> [R, P, 56, 56] logits."""
+
+    def __init__(self, in_channels: int, num_keypoints: int, num_convs: int = 8, dim: int = 512):
+        super().__init__()
+        convs = []
+        c = in_channels
+        for _ in range(num_convs):
+            convs.append(nn.Conv2d(c, dim, 3, padding=1))
+            c = dim
+        self.convs = nn.ModuleList(convs)
+        self.kps_score_lowres = nn.ConvTranspose2d(dim, num_keypoints, 4, stride=2, padding=1)
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        for conv in self.convs:
+            x = F.relu(conv(x))
+        x = self.kps_score_lowres(x)
+        return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False,
+                             recompute_scale_factor=False)
