@@ -1,0 +1,340 @@
+"""Pictures with Pillow only: detections drawn on images, grids, loss curves.
+
+``draw(image, detections)`` accepts
+
+* ``image``: Tensor[3, H, W] (float in [0, 1] or uint8), a NumPy array
+  [H, W, 3] / [H, W] (uint8 or float in [0, 1]), a PIL image or a file path;
+* ``detections``: a ``maskrcnn_native.Detections``, a target dict or any
+  object/dict with ``boxes`` [D, 4] XYXY pixels and optionally ``scores``,
+  ``labels``, ``masks`` (bool/uint8/float [D, H, W] or [D, 1, H, W], or a list of
+  COCO RLE dicts) and ``keypoints`` [D, P, 3]. Without ``scores`` every
+  instance is drawn (ground truth) and no score is printed.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import json
+import math
+import os
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+__all__ = ["draw", "save_grid", "plot_losses", "to_pil", "color_for"]
+
+
+def color_for(i: int) -> Tuple[int, int, int]:
+    """A distinct, saturated RGB colour for index ``i`` (golden-ratio hue steps)."""
+    h = (0.13 + i * 0.618033988749895) % 1.0
+    r, g, b = colorsys.hsv_to_rgb(h, 0.85, 0.95)
+    return int(r * 255), int(g * 255), int(b * 255)
+
+
+def to_pil(image: Any) -> Image.Image:
+    """Tensor / NumPy array / PIL image / path -> RGB PIL image."""
+    if isinstance(image, (str, os.PathLike)):
+        from .data.coco import load_image
+
+        return load_image(os.fspath(image))
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    if isinstance(image, torch.Tensor):
+        t = image.detach().cpu()
+        if t.dim() == 3 and t.shape[0] in (1, 3):
+            t = t.permute(1, 2, 0)
+        arr = t.numpy()
+    else:
+        arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        arr = (np.clip(arr.astype(np.float64), 0.0, 1.0) * 255.0).round().astype(np.uint8)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise ValueError(f"to_pil: expected an image [3, H, W] or [H, W, 3], got shape {list(arr.shape)}")
+    return Image.fromarray(np.ascontiguousarray(arr[:, :, :3]), "RGB")
+
+
+def _get(det: Any, name: str):
+    if isinstance(det, Mapping):
+        return det.get(name)
+    return getattr(det, name, None)
+
+
+def _np(x) -> Optional[np.ndarray]:
+    if x is None:
+        return None
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _font(size: int):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: fixed bitmap font
+        return ImageFont.load_default()
+
+
+def _masks_array(masks: Any, n: int, h: int, w: int) -> Optional[np.ndarray]:
+    if masks is None:
+        return None
+    if isinstance(masks, (list, tuple)) and masks and isinstance(masks[0], Mapping):
+        from pycocotools import mask as mask_utils
+
+        out = []
+        for r in masks:
+            r = dict(r)
+            if isinstance(r["counts"], list):
+                r = mask_utils.frPyObjects(r, *r["size"])
+            elif isinstance(r["counts"], str):
+                r["counts"] = r["counts"].encode("ascii")
+            out.append(mask_utils.decode(r).astype(bool))
+        m = np.stack(out) if out else np.zeros((0, h, w), bool)
+    else:
+        m = _np(masks) if not isinstance(masks, (list, tuple)) else np.stack([_np(x) for x in masks]) if masks else np.zeros((0, h, w))
+        if m.ndim == 4:
+            m = m[:, 0]
+        m = m > 0.5 if m.dtype != bool else m
+    if m.shape[0] != n:
+        raise ValueError(f"draw: {m.shape[0]} masks for {n} boxes")
+    if m.shape[1:] != (h, w):
+        t = torch.from_numpy(m.astype(np.float32))[None]
+        m = (torch.nn.functional.interpolate(t, size=(h, w), mode="nearest")[0] > 0.5).numpy()
+    return m
+
+
+def draw(
+    image: Any,
+    detections: Any,
+    class_names: Optional[Sequence[str]] = None,
+    score_threshold: float = 0.5,
+    *,
+    show_masks: bool = True,
+    show_boxes: bool = True,
+    show_labels: bool = True,
+    show_keypoints: bool = True,
+    skeleton: Optional[Sequence[Tuple[int, int]]] = None,
+    keypoint_threshold: float = 0.0,
+    alpha: float = 0.45,
+    line_width: Optional[int] = None,
+    color_by: str = "instance",
+) -> Image.Image:
+    """Draw detections on a copy of ``image`` and return it (RGB PIL image).
+
+    Instances with ``score < score_threshold`` are not drawn. Masks are blended
+    with ``alpha`` and outlined; boxes are rectangles; the label reads
+    ``"name 0.93"`` (``class_names[label]``, or the label number). Keypoints with
+    third value (visibility or score) > ``keypoint_threshold`` are dots;
+    ``skeleton`` pairs (0-based keypoint indices) joining two drawn keypoints
+    are lines. ``color_by``: ``"instance"`` or ``"class"``.
+    """
+    if color_by not in ("instance", "class"):
+        raise ValueError(f"draw: color_by must be 'instance' or 'class', got {color_by!r}")
+    pil = to_pil(image)
+    w, h = pil.size
+    boxes = _np(_get(detections, "boxes"))
+    boxes = np.zeros((0, 4)) if boxes is None else boxes.reshape(-1, 4).astype(np.float64)
+    n = len(boxes)
+    scores = _np(_get(detections, "scores"))
+    labels = _np(_get(detections, "labels"))
+    keep = np.ones(n, dtype=bool) if scores is None else scores.reshape(-1) >= score_threshold
+    masks = _masks_array(_get(detections, "masks"), n, h, w) if show_masks else None
+    kps = _np(_get(detections, "keypoints")) if show_keypoints else None
+    lw = line_width or max(1, round(min(h, w) / 200))
+    colors = [color_for(int(labels[i]) if (color_by == "class" and labels is not None) else i) for i in range(n)]
+
+    if masks is not None and keep.any():
+        arr = np.asarray(pil, dtype=np.float32).copy()
+        for i in np.nonzero(keep)[0]:
+            m = masks[i]
+            if not m.any():
+                continue
+            c = np.asarray(colors[i], np.float32)
+            arr[m] = arr[m] * (1 - alpha) + c * alpha
+            edge = m & ~(np.roll(m, 1, 0) & np.roll(m, -1, 0) & np.roll(m, 1, 1) & np.roll(m, -1, 1))
+            arr[edge] = c
+        pil = Image.fromarray(arr.clip(0, 255).astype(np.uint8), "RGB")
+
+    d = ImageDraw.Draw(pil)
+    font = _font(max(10, min(h, w) // 28))
+    for i in np.nonzero(keep)[0]:
+        x1, y1, x2, y2 = boxes[i]
+        if show_boxes:
+            d.rectangle([x1, y1, max(x1, x2 - 1), max(y1, y2 - 1)], outline=colors[i], width=lw)
+        if show_labels and (labels is not None or scores is not None):
+            parts = []
+            if labels is not None:
+                lab = int(labels.reshape(-1)[i])
+                parts.append(class_names[lab] if class_names is not None and 0 <= lab < len(class_names) else str(lab))
+            if scores is not None:
+                parts.append(f"{float(scores.reshape(-1)[i]):.2f}")
+            text = " ".join(parts)
+            l, t, r, b = d.textbbox((0, 0), text, font=font)
+            tx, ty = max(0.0, x1), max(0.0, y1 - (b - t) - 3)
+            d.rectangle([tx, ty, tx + (r - l) + 3, ty + (b - t) + 3], fill=colors[i])
+            d.text((tx + 1 - l, ty + 1 - t), text, fill=(0, 0, 0) if sum(colors[i]) > 380 else (255, 255, 255), font=font)
+        if kps is not None and len(kps) == n:
+            k = kps[i]
+            vis = k[:, 2] > keypoint_threshold
+            rad = max(2, lw + 1)
+            for a, b in (skeleton or []):
+                if 0 <= a < len(k) and 0 <= b < len(k) and vis[a] and vis[b]:
+                    d.line([(k[a, 0], k[a, 1]), (k[b, 0], k[b, 1])], fill=colors[i], width=lw)
+            for j in np.nonzero(vis)[0]:
+                x, y = k[j, 0], k[j, 1]
+                d.ellipse([x - rad, y - rad, x + rad, y + rad], fill=(255, 255, 255), outline=colors[i])
+    return pil
+
+
+def save_grid(images: Sequence[Any], detections_list: Optional[Sequence[Any]], path: Optional[str] = None, *,
+              ncols: Optional[int] = None, pad: int = 4, max_cell: Optional[int] = None, **draw_kwargs) -> Image.Image:
+    """Draw each image with its detections and tile them into one picture.
+
+    ``detections_list`` may be None (images only) or have one entry per image
+    (None = nothing drawn). ``max_cell`` downsizes cells to at most that many
+    pixels on the longer side. Saved to ``path`` when given (format from the
+    extension); the grid is returned.
+    """
+    if detections_list is not None and len(detections_list) != len(images):
+        raise ValueError(f"save_grid: {len(images)} images but {len(detections_list)} detection lists")
+    if not len(images):
+        raise ValueError("save_grid: no images")
+    cells = []
+    for i, im in enumerate(images):
+        det = detections_list[i] if detections_list is not None else None
+        cell = draw(im, det, **draw_kwargs) if det is not None else to_pil(im)
+        if max_cell is not None and max(cell.size) > max_cell:
+            s = max_cell / max(cell.size)
+            cell = cell.resize((max(1, round(cell.width * s)), max(1, round(cell.height * s))), Image.BILINEAR)
+        cells.append(cell)
+    n = len(cells)
+    cols = ncols or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    cw = max(c.width for c in cells)
+    ch = max(c.height for c in cells)
+    grid = Image.new("RGB", (cols * cw + (cols + 1) * pad, rows * ch + (rows + 1) * pad), (255, 255, 255))
+    for i, c in enumerate(cells):
+        r, q = divmod(i, cols)
+        grid.paste(c, (pad + q * (cw + pad), pad + r * (ch + pad)))
+    if path is not None:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        grid.save(path)
+    return grid
+
+
+_X_KEYS = ("iter", "iteration", "step")
+
+
+def _read_records(source: Union[str, os.PathLike, Iterable[Mapping]]) -> List[Mapping]:
+    if isinstance(source, (str, os.PathLike)):
+        out = []
+        with open(source, "r", encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"plot_losses: {source}:{n} is not valid JSON: {e}") from e
+        return out
+    return list(source)
+
+
+def _nice_ticks(lo: float, hi: float, n: int = 5) -> List[float]:
+    if hi <= lo:
+        hi = lo + 1.0
+    raw = (hi - lo) / n
+    mag = 10 ** math.floor(math.log10(raw))
+    step = min((m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw), default=10 * mag)
+    start = math.ceil(lo / step) * step
+    return [start + k * step for k in range(int((hi - start) / step + 1e-9) + 1)]
+
+
+def plot_losses(source: Union[str, os.PathLike, Iterable[Mapping]], png_path: Optional[str] = None, *,
+                keys: Optional[Sequence[str]] = None, size: Tuple[int, int] = (800, 500),
+                smooth: int = 1, title: str = "training losses") -> Image.Image:
+    """Loss curves from JSONL metrics (a path) or a list of records, as a PNG.
+
+    The x axis is ``iter``/``iteration``/``step`` (else the record index).
+    ``keys`` default: every numeric field whose name starts with ``loss``.
+    Records lacking a key or with a non-finite value are skipped for that
+    curve. ``smooth`` > 1 draws a trailing moving average over that many points.
+    """
+    records = [r for r in _read_records(source) if isinstance(r, Mapping)]
+    if keys is None:
+        seen: List[str] = []
+        for r in records:
+            for k, v in r.items():
+                if k.startswith("loss") and isinstance(v, (int, float)) and not isinstance(v, bool) and k not in seen:
+                    seen.append(k)
+        keys = seen
+    series: Dict[str, Tuple[List[float], List[float]]] = {}
+    for k in keys:
+        xs, ys = [], []
+        for i, r in enumerate(records):
+            v = r.get(k)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+                continue
+            x = next((r[x] for x in _X_KEYS if isinstance(r.get(x), (int, float))), i)
+            xs.append(float(x))
+            ys.append(float(v))
+        if smooth > 1 and ys:
+            c = np.cumsum(np.insert(np.asarray(ys), 0, 0.0))
+            ys = [float((c[i + 1] - c[max(0, i + 1 - smooth)]) / (i + 1 - max(0, i + 1 - smooth)))
+                  for i in range(len(ys))]
+        if xs:
+            series[k] = (xs, ys)
+
+    W, H = size
+    img = Image.new("RGB", (W, H), (255, 255, 255))
+    d = ImageDraw.Draw(img)
+    font = _font(12)
+    left, right, top, bottom = 64, 170, 34, 44
+    pw, ph = W - left - right, H - top - bottom
+    d.text((left, 8), title, fill=(0, 0, 0), font=font)
+    d.rectangle([left, top, left + pw, top + ph], outline=(0, 0, 0))
+    if not series:
+        d.text((left + 10, top + 10), "no loss records", fill=(120, 0, 0), font=font)
+    else:
+        all_x = [x for xs, _ in series.values() for x in xs]
+        all_y = [y for _, ys in series.values() for y in ys]
+        x0, x1 = min(all_x), max(all_x)
+        y0, y1 = min(0.0, min(all_y)), max(all_y)
+        if x1 <= x0:
+            x1 = x0 + 1.0
+        if y1 <= y0:
+            y1 = y0 + 1.0
+
+        def px(x, y):
+            return left + (x - x0) / (x1 - x0) * pw, top + ph - (y - y0) / (y1 - y0) * ph
+
+        for yt in _nice_ticks(y0, y1):
+            _, Y = px(x0, yt)
+            d.line([(left, Y), (left + pw, Y)], fill=(225, 225, 225))
+            d.text((4, Y - 6), f"{yt:.3g}", fill=(0, 0, 0), font=font)
+        for xt in _nice_ticks(x0, x1):
+            X, _ = px(xt, y0)
+            d.line([(X, top + ph), (X, top + ph + 4)], fill=(0, 0, 0))
+            d.text((X - 10, top + ph + 8), f"{xt:.6g}", fill=(0, 0, 0), font=font)
+        d.text((left + pw // 2 - 10, H - 18), "iteration", fill=(0, 0, 0), font=font)
+        for n, (k, (xs, ys)) in enumerate(series.items()):
+            c = color_for(n)
+            pts = [px(x, y) for x, y in zip(xs, ys)]
+            if len(pts) == 1:
+                X, Y = pts[0]
+                d.ellipse([X - 2, Y - 2, X + 2, Y + 2], fill=c)
+            else:
+                d.line(pts, fill=c, width=2)
+            ly = top + 6 + 18 * n
+            d.line([(left + pw + 10, ly + 6), (left + pw + 30, ly + 6)], fill=c, width=3)
+            d.text((left + pw + 36, ly), k, fill=(0, 0, 0), font=font)
+    if png_path is not None:
+        os.makedirs(os.path.dirname(os.path.abspath(png_path)), exist_ok=True)
+        img.save(png_path)
+    return img
