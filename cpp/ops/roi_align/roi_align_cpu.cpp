@@ -115,22 +115,65 @@ bool build_tables(const T* roi, const RoiAlignParams& p, int64_t H, int64_t W,
   return true;
 }
 
-// One bin, channels contiguous: acc[0:C] = sum of taps.
-template <typename T>
-inline void bin_channels_last(const T* base, int64_t sH, int64_t sW, int64_t C,
-                              const RoiTables<T>& t, int64_t ph, int64_t pw, T* acc) {
-  std::fill(acc, acc + C, T(0));
+// One bin, a compile-time block of B channels held in registers across all
+// of the bin's taps.
+template <typename T, int B>
+MN_ALWAYS_INLINE void bin_block(const T* base, int64_t sH, int64_t sW, const RoiTables<T>& t,
+                                int64_t ph, int64_t pw, T* out) {
+  T acc[B];
+  for (int j = 0; j < B; ++j) acc[j] = T(0);
   for (int32_t ty = t.y.off[ph]; ty < t.y.off[ph + 1]; ++ty) {
     const T* row = base + t.y.idx[ty] * sH;
     const T wy = t.y.w[ty];
     for (int32_t tx = t.x.off[pw]; tx < t.x.off[pw + 1]; ++tx) {
       const T w = wy * t.x.w[tx];
-      const T* __restrict src = row + t.x.idx[tx] * sW;
-      T* __restrict dst = acc;
-#pragma GCC ivdep
-      for (int64_t c = 0; c < C; ++c) dst[c] += w * src[c];
+      const T* src = row + t.x.idx[tx] * sW;
+      for (int j = 0; j < B; ++j) acc[j] += w * src[j];
     }
   }
+  for (int j = 0; j < B; ++j) out[j] = acc[j];
+}
+
+// One bin, channels contiguous: out[0:C] = sum over taps.
+template <typename T>
+MN_ALWAYS_INLINE void bin_channels_last(const T* base, int64_t sH, int64_t sW, int64_t C,
+                                        const RoiTables<T>& t, int64_t ph, int64_t pw, T* out) {
+  constexpr int B = static_cast<int>(256 / sizeof(T));  // eight 256-bit registers
+  int64_t c = 0;
+  for (; c + B <= C; c += B) bin_block<T, B>(base + c, sH, sW, t, ph, pw, out + c);
+  for (; c + 8 <= C; c += 8) bin_block<T, 8>(base + c, sH, sW, t, ph, pw, out + c);
+  for (; c < C; ++c) bin_block<T, 1>(base + c, sH, sW, t, ph, pw, out + c);
+}
+
+// All bins of one RoI from a channels_last map into dst (bins at strides dH, dW,
+// channels contiguous).
+template <typename T>
+MN_ALWAYS_INLINE void roi_channels_last(const T* base, int64_t sH, int64_t sW, int64_t C,
+                                        const RoiTables<T>& t, int64_t PH, int64_t PW, T* dst,
+                                        int64_t dH, int64_t dW) {
+  for (int64_t ph = 0; ph < PH; ++ph)
+    for (int64_t pw = 0; pw < PW; ++pw)
+      bin_channels_last<T>(base, sH, sW, C, t, ph, pw, dst + ph * dH + pw * dW);
+}
+
+#if MN_X86_DISPATCH
+template <typename T>
+MN_TARGET_AVX2 void roi_channels_last_avx2(const T* base, int64_t sH, int64_t sW, int64_t C,
+                                           const RoiTables<T>& t, int64_t PH, int64_t PW, T* dst,
+                                           int64_t dH, int64_t dW) {
+  roi_channels_last<T>(base, sH, sW, C, t, PH, PW, dst, dH, dW);
+}
+#endif
+
+template <typename T>
+void roi_channels_last_dispatch(const T* base, int64_t sH, int64_t sW, int64_t C,
+                                const RoiTables<T>& t, int64_t PH, int64_t PW, T* dst, int64_t dH,
+                                int64_t dW) {
+#if MN_X86_DISPATCH
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  if (avx2) return roi_channels_last_avx2<T>(base, sH, sW, C, t, PH, PW, dst, dH, dW);
+#endif
+  roi_channels_last<T>(base, sH, sW, C, t, PH, PW, dst, dH, dW);
 }
 
 // One bin of one channel plane (NCHW).
@@ -206,11 +249,10 @@ void roi_align_forward(const TensorView& input, const TensorView& rois,
       const int64_t n = t.g.batch;
       if (cl) {
         const T* base = feat + n * sN;
-        for (int64_t ph = 0; ph < PH; ++ph)
-          for (int64_t pw = 0; pw < PW; ++pw) {
-            T* acc = out_cl ? o + ph * oH + pw * oW : local.data() + (ph * PW + pw) * C;
-            bin_channels_last<T>(base, sH, sW, C, t, ph, pw, acc);
-          }
+        if (out_cl)
+          roi_channels_last_dispatch<T>(base, sH, sW, C, t, PH, PW, o, oH, oW);
+        else
+          roi_channels_last_dispatch<T>(base, sH, sW, C, t, PH, PW, local.data(), PW * C, C);
         if (!out_cl) {
           for (int64_t c = 0; c < C; ++c)
             for (int64_t ph = 0; ph < PH; ++ph)
