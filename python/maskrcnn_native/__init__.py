@@ -20,5 +20,20 @@ def build_info() -> dict:
     return info
 
 
+_LAZY = ("data", "evaluation", "visualize")
+
+
+def __getattr__(name):
+    # data/evaluation/visualize import pycocotools and Pillow: load them on first
+    # use so `import maskrcnn_native` stays fast.
+    import importlib
+
+    if name in _LAZY:
+        return importlib.import_module(f".{name}", __name__)
+    if name == "evaluate":
+        return importlib.import_module(".evaluation", __name__).evaluate
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = ["__version__", "build_info", "get_num_threads", "set_num_threads", "ops",
-           "Model", "ModelConfig", "Detections"]
+           "Model", "ModelConfig", "Detections", "data", "evaluate", "evaluation", "visualize"]
