@@ -9,4 +9,7 @@ PYBIND11_MODULE(_C, m) {
   mn::register_common(m);
   mn::register_roi_align(m);
   mn::register_roi_pool(m);
+  mn::register_nms(m);
+  mn::register_anchors(m);
+  mn::register_box_coder(m);
 }

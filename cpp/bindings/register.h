@@ -8,4 +8,7 @@ namespace mn {
 void register_common(pybind11::module_& m);
 void register_roi_align(pybind11::module_& m);
 void register_roi_pool(pybind11::module_& m);
+void register_nms(pybind11::module_& m);
+void register_anchors(pybind11::module_& m);
+void register_box_coder(pybind11::module_& m);
 }  // namespace mn

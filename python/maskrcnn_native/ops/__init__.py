@@ -6,8 +6,20 @@ from .._threads import _ensure_default
 _ensure_default()
 
 from .roi import convert_boxes_to_roi_format, roi_align, roi_pool, roi_warp  # noqa: E402
+from .nms import batched_nms, box_iou, nms  # noqa: E402
+from .anchors import cell_anchors, clear_anchor_cache, grid_anchors, multilevel_grid_anchors  # noqa: E402
+from .box_coder import decode_boxes, encode_boxes  # noqa: E402
 
 __all__ = [
+    "batched_nms",
+    "box_iou",
+    "cell_anchors",
+    "clear_anchor_cache",
+    "decode_boxes",
+    "encode_boxes",
+    "grid_anchors",
+    "multilevel_grid_anchors",
+    "nms",
     "convert_boxes_to_roi_format",
     "roi_align",
     "roi_pool",

@@ -126,3 +126,120 @@ def roi_pool(input: Tensor, boxes, output_size, spatial_scale: float = 1.0) -> T
                     continue
                 out[k, :, i, j] = input[b, :, h0:h1, w0:w1].reshape(c, -1).max(dim=1).values
     return out
+
+
+# ------------------------------------------------ NMS, box IoU, anchors, box coder ----
+# (owned by the nms / anchors / box_coder ops; semantics documented in ops/nms.py,
+# ops/anchors.py and ops/box_coder.py)
+
+
+def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
+    """Tensor[N, 4], Tensor[M, 4] (XYXY) -> Tensor[N, M] IoU, NaN-propagating."""
+    area1 = (boxes1[:, 2] - boxes1[:, 0]) * (boxes1[:, 3] - boxes1[:, 1])
+    area2 = (boxes2[:, 2] - boxes2[:, 0]) * (boxes2[:, 3] - boxes2[:, 1])
+    lt = torch.maximum(boxes1[:, None, :2], boxes2[None, :, :2])
+    rb = torch.minimum(boxes1[:, None, 2:], boxes2[None, :, 2:])
+    wh = (rb - lt).clamp(min=0)
+    inter = wh[..., 0] * wh[..., 1]
+    return inter / (area1[:, None] + area2[None, :] - inter)
+
+
+def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
+    """Greedy NMS: visit by stable descending score (NaN first), keep a box unless
+    a kept box has IoU > iou_threshold (IoU in the boxes' dtype, compared in double)."""
+    n = boxes.shape[0]
+    order = torch.sort(scores, descending=True, stable=True).indices
+    x1, y1, x2, y2 = boxes.unbind(1)
+    areas = (x2 - x1) * (y2 - y1)
+    suppressed = torch.zeros(n, dtype=torch.bool)
+    keep: List[int] = []
+    for i in order.tolist():
+        if suppressed[i]:
+            continue
+        keep.append(i)
+        w = (torch.minimum(x2[i], x2) - torch.maximum(x1[i], x1)).clamp(min=0)
+        h = (torch.minimum(y2[i], y2) - torch.maximum(y1[i], y1)).clamp(min=0)
+        inter = w * h
+        ovr = inter / (areas[i] + areas - inter)
+        suppressed |= ovr.double() > iou_threshold
+    return torch.tensor(keep, dtype=torch.int64)
+
+
+def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float) -> Tensor:
+    """nms per category, merged by a stable descending sort of the kept scores
+    (ties by index, NaN first)."""
+    kept = torch.zeros(boxes.shape[0], dtype=torch.bool)
+    for c in torch.unique(idxs).tolist():
+        members = torch.nonzero(idxs == c).flatten()
+        kept[members[nms(boxes[members], scores[members], iou_threshold)]] = True
+    idx = torch.nonzero(kept).flatten()
+    return idx[torch.sort(scores[idx], descending=True, stable=True).indices]
+
+
+def cell_anchors(sizes, aspect_ratios, dtype=torch.float32, style: str = "torchvision") -> Tensor:
+    """torchvision: round((-ws, -hs, ws, hs) / 2) in dtype, ratio-major.
+    detectron2: w = sqrt(size^2 / r), h = r * w in double, size-major, no rounding."""
+    if style == "torchvision":
+        s = torch.as_tensor(list(sizes), dtype=dtype)
+        r = torch.as_tensor(list(aspect_ratios), dtype=dtype)
+        hr = torch.sqrt(r)
+        wr = 1 / hr
+        ws = (wr[:, None] * s[None, :]).reshape(-1)
+        hs = (hr[:, None] * s[None, :]).reshape(-1)
+        return (torch.stack([-ws, -hs, ws, hs], dim=1) / 2).round()
+    rows = []
+    for size in sizes:
+        for ratio in aspect_ratios:
+            w = math.sqrt(float(size) ** 2 / float(ratio))
+            h = float(ratio) * w
+            rows.append([-w / 2.0, -h / 2.0, w / 2.0, h / 2.0])
+    return torch.tensor(rows, dtype=torch.float64).to(dtype)
+
+
+def grid_anchors(cell_anchors: Tensor, grid_size, stride, offset: float = 0.0) -> Tensor:
+    """Tensor[H * W * A, 4]: row (y * W + x) * A + a = cell[a] + (sx, sy, sx, sy),
+    sx = float(offset * stride_w + x * stride_w) (torch.arange semantics)."""
+    gh, gw = grid_size
+    sh, sw = (stride, stride) if isinstance(stride, (int, float)) else stride
+    xs = torch.arange(gw, dtype=torch.float64) * float(sw) + float(offset) * float(sw)
+    ys = torch.arange(gh, dtype=torch.float64) * float(sh) + float(offset) * float(sh)
+    xs = xs.to(cell_anchors.dtype)
+    ys = ys.to(cell_anchors.dtype)
+    sy, sx = torch.meshgrid(ys, xs, indexing="ij")
+    shifts = torch.stack([sx.reshape(-1), sy.reshape(-1), sx.reshape(-1), sy.reshape(-1)], dim=1)
+    return (shifts[:, None, :] + cell_anchors[None, :, :]).reshape(-1, 4)
+
+
+def encode_boxes(reference_boxes: Tensor, proposals: Tensor, weights=(1.0, 1.0, 1.0, 1.0)) -> Tensor:
+    """(dx, dy, dw, dh) of reference_boxes relative to proposals (no +1 widths)."""
+    wx, wy, ww, wh = (torch.tensor(w, dtype=reference_boxes.dtype) for w in weights)
+    pw = proposals[:, 2] - proposals[:, 0]
+    ph = proposals[:, 3] - proposals[:, 1]
+    pcx = proposals[:, 0] + 0.5 * pw
+    pcy = proposals[:, 1] + 0.5 * ph
+    gw = reference_boxes[:, 2] - reference_boxes[:, 0]
+    gh = reference_boxes[:, 3] - reference_boxes[:, 1]
+    gcx = reference_boxes[:, 0] + 0.5 * gw
+    gcy = reference_boxes[:, 1] + 0.5 * gh
+    return torch.stack([wx * (gcx - pcx) / pw, wy * (gcy - pcy) / ph,
+                        ww * torch.log(gw / pw), wh * torch.log(gh / ph)], dim=1)
+
+
+def decode_boxes(codes: Tensor, boxes: Tensor, weights=(1.0, 1.0, 1.0, 1.0),
+                 clamp: float = math.log(1000.0 / 16)) -> Tensor:
+    """Tensor[N, 4 * C] codes + Tensor[N, 4] boxes -> Tensor[N, 4 * C] XYXY boxes."""
+    boxes = boxes.to(codes.dtype)
+    w = boxes[:, 2:3] - boxes[:, 0:1]
+    h = boxes[:, 3:4] - boxes[:, 1:2]
+    cx = boxes[:, 0:1] + 0.5 * w
+    cy = boxes[:, 1:2] + 0.5 * h
+    dx = codes[:, 0::4] / weights[0]
+    dy = codes[:, 1::4] / weights[1]
+    dw = (codes[:, 2::4] / weights[2]).clamp(max=clamp)
+    dh = (codes[:, 3::4] / weights[3]).clamp(max=clamp)
+    pcx = dx * w + cx
+    pcy = dy * h + cy
+    pw = torch.exp(dw) * w
+    ph = torch.exp(dh) * h
+    out = torch.stack([pcx - 0.5 * pw, pcy - 0.5 * ph, pcx + 0.5 * pw, pcy + 0.5 * ph], dim=2)
+    return out.flatten(1)

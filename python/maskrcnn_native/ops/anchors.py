@@ -1,0 +1,230 @@
+"""Anchor generation: torchvision ``AnchorGenerator`` (default) and
+detectron2's ``DefaultAnchorGenerator`` (``style="detectron2"``).
+
+Anchors are XYXY boxes in image pixels. For one feature level:
+
+* :func:`cell_anchors` gives the A = len(sizes) * len(aspect_ratios) boxes
+  centred at 0 (aspect ratio = height / width).
+* :func:`grid_anchors` shifts them over an H x W grid with the level's
+  stride: Tensor[H * W * A, 4], location-major (row y, then column x), then
+  anchor, exactly torchvision's order.
+* :func:`multilevel_grid_anchors` does all levels at once and concatenates,
+  which is what ``AnchorGenerator.forward`` returns for each image.
+
+Grids are cached per (cell anchors, grid size, stride, offset): a small LRU
+cache holds the result and every call returns a fresh copy, so a caller that
+modifies its anchors in place cannot corrupt later calls.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import List, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ._lib import _C, is_numpy
+
+Array = Union[Tensor, np.ndarray]
+
+_CACHE_SIZE = 32
+_cache: "OrderedDict[tuple, Tensor]" = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def _floats(op: str, arg: str, v) -> List[float]:
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return [float(v)]
+    if isinstance(v, Tensor) or is_numpy(v):
+        v = v.tolist()
+    try:
+        return [float(x) for x in v]
+    except (TypeError, ValueError):
+        raise TypeError(f"{op}: {arg} must be a number or a sequence of numbers, got {v!r}") from None
+
+
+def _pair(op: str, arg: str, v, cast) -> Tuple:
+    if isinstance(v, Tensor) or is_numpy(v):
+        v = v.tolist()
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return cast(v), cast(v)
+    try:
+        a, b = v
+        return cast(a), cast(b)
+    except (TypeError, ValueError):
+        raise TypeError(f"{op}: {arg} must be a number or a pair (h, w), got {v!r}") from None
+
+
+def cell_anchors(sizes, aspect_ratios, *, dtype=torch.float32, style: str = "torchvision") -> Array:
+    """Zero-centred anchors of one level.
+
+    Args:
+        sizes: anchor sizes (sqrt of the area) in pixels, e.g. (32,) or (32, 40, 50).
+        aspect_ratios: height / width ratios, e.g. (0.5, 1.0, 2.0).
+        dtype: torch.float32|float64, or a NumPy float dtype (returns an ndarray).
+        style: ``"torchvision"``: computed in ``dtype`` as
+            ``AnchorGenerator.generate_anchors``: w = size / sqrt(r),
+            h = size * sqrt(r), rounded to integers (half to even); order ratio
+            major, size minor. ``"detectron2"``: computed in double,
+            w = sqrt(size^2 / r), h = r * w, no rounding; order size major,
+            ratio minor.
+    Returns:
+        Tensor[A, 4] (x1, y1, x2, y2) centred at 0.
+    """
+    s = _floats("cell_anchors", "sizes", sizes)
+    r = _floats("cell_anchors", "aspect_ratios", aspect_ratios)
+    if isinstance(dtype, torch.dtype):
+        out = torch.empty((len(s) * len(r), 4), dtype=dtype)
+    else:
+        out = np.empty((len(s) * len(r), 4), dtype=np.dtype(dtype))
+    _C.cell_anchors(s, r, style, out)
+    return out
+
+
+def _grid_key(cell: Tensor, h: int, w: int, sh: float, sw: float, offset: float) -> tuple:
+    return (cell.dtype, tuple(cell.shape), cell.numpy().tobytes(), h, w, sh, sw, offset)
+
+
+def _cached(key: tuple, make) -> Tensor:
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+    if hit is None:
+        hit = make()
+        with _cache_lock:
+            _cache[key] = hit
+            while len(_cache) > _CACHE_SIZE:
+                _cache.popitem(last=False)
+    return hit.clone()
+
+
+def clear_anchor_cache() -> None:
+    """Drops every cached grid."""
+    with _cache_lock:
+        _cache.clear()
+
+
+@torch.library.custom_op("maskrcnn_native::grid_anchors", mutates_args=())
+def _grid_anchors_op(cell_anchors: Tensor, grid_h: int, grid_w: int, stride_h: float, stride_w: float,
+                     offset: float) -> Tensor:
+    cell = cell_anchors.detach().contiguous()
+    a = cell.shape[0] if cell.dim() == 2 else 0
+
+    def make() -> Tensor:
+        out = torch.empty((max(grid_h, 0) * max(grid_w, 0) * a, 4), dtype=cell.dtype, device=cell.device)
+        _C.grid_anchors(cell, grid_h, grid_w, stride_h, stride_w, offset, out)
+        return out
+
+    if cell.device.type != "cpu" or cell.dim() != 2:
+        return make()  # let the native op raise
+    return _cached(_grid_key(cell, grid_h, grid_w, stride_h, stride_w, offset), make)
+
+
+@_grid_anchors_op.register_fake
+def _(cell_anchors, grid_h, grid_w, stride_h, stride_w, offset):
+    torch._check(cell_anchors.dim() == 2 and cell_anchors.shape[1] == 4,
+                 lambda: "grid_anchors: cell_anchors must have shape [A, 4]")
+    return cell_anchors.new_empty((grid_h * grid_w * cell_anchors.shape[0], 4))
+
+
+def grid_anchors(cell_anchors: Array, grid_size, stride, *, offset: float = 0.0) -> Array:
+    """Cell anchors shifted over a feature grid.
+
+    Args:
+        cell_anchors: Tensor[A, 4] float32|float64 from :func:`cell_anchors`
+            (or NumPy).
+        grid_size: (H, W) of the feature map (or one int for both).
+        stride: pixels per feature cell, a number or (stride_h, stride_w);
+            torchvision uses image_size // grid_size per axis.
+        offset: 0.0 (torchvision, detectron2 default) or 0.5 (detectron2
+            ``ANCHOR_GENERATOR.OFFSET``): the shift of column x is
+            (offset + x) * stride_w, likewise rows.
+    Returns:
+        Tensor[H * W * A, 4]: row (y * W + x) * A + a is cell_anchors[a] +
+        (sx, sy, sx, sy). Cached per (cell anchors, grid, stride, offset);
+        the result is always a fresh tensor the caller may modify.
+    """
+    h, w = _pair("grid_anchors", "grid_size", grid_size, int)
+    sh, sw = _pair("grid_anchors", "stride", stride, float)
+    if is_numpy(cell_anchors):
+        cell = np.ascontiguousarray(cell_anchors)
+        a = cell.shape[0] if cell.ndim == 2 else 0
+        out = np.empty((max(h, 0) * max(w, 0) * a, 4), dtype=cell.dtype)
+        _C.grid_anchors(cell, h, w, sh, sw, float(offset), out)
+        return out
+    if not isinstance(cell_anchors, Tensor):
+        raise TypeError(f"grid_anchors: cell_anchors must be a Tensor or a NumPy array, "
+                        f"got {type(cell_anchors).__name__}")
+    return _grid_anchors_op(cell_anchors, h, w, sh, sw, float(offset))
+
+
+@torch.library.custom_op("maskrcnn_native::multilevel_grid_anchors", mutates_args=())
+def _multilevel_op(cell_anchors: List[Tensor], grid_sizes: List[int], strides: List[float],
+                   offset: float) -> Tensor:
+    cells = [c.detach().contiguous() for c in cell_anchors]
+    n = len(cells)
+    hs, ws = grid_sizes[0::2], grid_sizes[1::2]
+    shs, sws = strides[0::2], strides[1::2]
+    if not (len(hs) == len(ws) == len(shs) == len(sws) == n) or n == 0:
+        raise ValueError(f"multilevel_grid_anchors: need one grid size and one stride per level, got "
+                         f"{n} cell anchor sets, {len(grid_sizes) // 2} grid sizes, {len(strides) // 2} strides")
+    for i, c in enumerate(cells):
+        if c.dtype != cells[0].dtype:
+            raise TypeError(f"multilevel_grid_anchors: cell_anchors[{i}] must have the same dtype as "
+                            f"cell_anchors[0] ({cells[0].dtype}), got {c.dtype}")
+
+    def rows(i: int) -> int:
+        a = cells[i].shape[0] if cells[i].dim() == 2 else 0
+        return max(hs[i], 0) * max(ws[i], 0) * a
+
+    def make() -> Tensor:
+        counts = [rows(i) for i in range(n)]
+        out = torch.empty((sum(counts), 4), dtype=cells[0].dtype, device=cells[0].device)
+        start = 0
+        for i in range(n):
+            _C.grid_anchors(cells[i], hs[i], ws[i], shs[i], sws[i], offset, out[start:start + counts[i]])
+            start += counts[i]
+        return out
+
+    if any(c.device.type != "cpu" or c.dim() != 2 for c in cells):
+        return make()
+    key = ("multi", offset) + tuple(
+        _grid_key(cells[i], hs[i], ws[i], shs[i], sws[i], offset) for i in range(n))
+    return _cached(key, make)
+
+
+@_multilevel_op.register_fake
+def _(cell_anchors, grid_sizes, strides, offset):
+    total = 0
+    for i, c in enumerate(cell_anchors):
+        total += grid_sizes[2 * i] * grid_sizes[2 * i + 1] * c.shape[0]
+    return cell_anchors[0].new_empty((total, 4))
+
+
+def multilevel_grid_anchors(cell_anchors: Sequence[Tensor], grid_sizes, strides, *,
+                            offset: float = 0.0) -> Tensor:
+    """All FPN levels at once: ``torch.cat([grid_anchors(c, g, s) ...])``.
+
+    This is the per-image output of torchvision's ``AnchorGenerator.forward``
+    (with strides = image_size // grid_size per level), written into one
+    tensor by one native call per level, cached as a whole.
+
+    Args:
+        cell_anchors: one Tensor[A_l, 4] per level (same dtype).
+        grid_sizes: one (H_l, W_l) per level.
+        strides: one stride (number or (sh, sw)) per level.
+        offset: as in :func:`grid_anchors`.
+    Returns:
+        Tensor[sum_l H_l * W_l * A_l, 4], a fresh tensor.
+    """
+    flat_g: List[int] = []
+    flat_s: List[float] = []
+    for g in grid_sizes:
+        flat_g.extend(_pair("multilevel_grid_anchors", "grid_sizes", g, int))
+    for s in strides:
+        flat_s.extend(_pair("multilevel_grid_anchors", "strides", s, float))
+    return _multilevel_op(list(cell_anchors), flat_g, flat_s, float(offset))
