@@ -273,20 +273,73 @@ void roi_align_forward(const TensorView& input, const TensorView& rois,
   });
 }
 
+namespace {
+
+struct GradOut {  // grad_output strides
+  int64_t k, c, h, w;
+};
+
+// Zeroes channels [c0, c0 + nc) of a channels_last gradient buffer and
+// accumulates every RoI's gradient into them. Each channel sees the same
+// RoI / bin / tap order whatever the slice, so results are deterministic.
+template <typename T>
+MN_ALWAYS_INLINE void backward_slice_cl(const T* go, GradOut gs, const RoiTables<T>* tables,
+                                        const char* live, int64_t K, int64_t PH, int64_t PW, T* gi,
+                                        int64_t sN, int64_t sH, int64_t sW, int64_t N, int64_t H,
+                                        int64_t W, int64_t c0, int64_t nc, T* g) {
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t w = 0; w < W; ++w) {
+        T* d = gi + n * sN + h * sH + w * sW + c0;
+        for (int64_t c = 0; c < nc; ++c) d[c] = T(0);
+      }
+  for (int64_t k = 0; k < K; ++k) {
+    if (!live[k]) continue;
+    const RoiTables<T>& t = tables[k];
+    T* base = gi + t.g.batch * sN + c0;
+    for (int64_t ph = 0; ph < PH; ++ph)
+      for (int64_t pw = 0; pw < PW; ++pw) {
+        const T* src = go + k * gs.k + ph * gs.h + pw * gs.w + c0 * gs.c;
+        for (int64_t c = 0; c < nc; ++c) g[c] = src[c * gs.c];
+        for (int32_t ty = t.y.off[ph]; ty < t.y.off[ph + 1]; ++ty) {
+          T* row = base + t.y.idx[ty] * sH;
+          const T wy = t.y.w[ty];
+          for (int32_t tx = t.x.off[pw]; tx < t.x.off[pw + 1]; ++tx) {
+            const T wgt = wy * t.x.w[tx];
+            T* __restrict dst = row + t.x.idx[tx] * sW;
+            const T* __restrict gg = g;
+            for (int64_t c = 0; c < nc; ++c) dst[c] += wgt * gg[c];
+          }
+        }
+      }
+  }
+}
+
+#if MN_X86_DISPATCH
+template <typename T>
+MN_TARGET_AVX2 void backward_slice_cl_avx2(const T* go, GradOut gs, const RoiTables<T>* tables,
+                                           const char* live, int64_t K, int64_t PH, int64_t PW,
+                                           T* gi, int64_t sN, int64_t sH, int64_t sW, int64_t N,
+                                           int64_t H, int64_t W, int64_t c0, int64_t nc, T* g) {
+  backward_slice_cl<T>(go, gs, tables, live, K, PH, PW, gi, sN, sH, sW, N, H, W, c0, nc, g);
+}
+#endif
+
+}  // namespace
+
 template <typename T>
 void roi_align_backward(const TensorView& grad_output, const TensorView& rois,
                         const TensorView& grad_input, const RoiAlignParams& p) {
   const int64_t N = grad_input.size(0), C = grad_input.size(1), H = grad_input.size(2),
                 W = grad_input.size(3);
   const int64_t K = rois.size(0), PH = p.pooled_h, PW = p.pooled_w;
+  if (C == 0 || N * H * W == 0) return;
   T* gi = grad_input.ptr<T>();
   const int64_t sN = grad_input.stride(0), sC = grad_input.stride(1), sH = grad_input.stride(2),
                 sW = grad_input.stride(3);
   const T* go = grad_output.ptr<T>();
-  const int64_t gK = grad_output.stride(0), gC = grad_output.stride(1),
-                gH = grad_output.stride(2), gW = grad_output.stride(3);
-  const bool cl = grad_input.is_channels_last() && C > 1;
-  if (C == 0) return;
+  const GradOut gs{grad_output.stride(0), grad_output.stride(1), grad_output.stride(2),
+                   grad_output.stride(3)};
 
   // Tap tables for every RoI, built once in parallel and shared by all slices.
   std::vector<RoiTables<T>> tables(static_cast<size_t>(K));
@@ -296,64 +349,79 @@ void roi_align_backward(const TensorView& grad_output, const TensorView& rois,
     for (int64_t k = lo; k < hi; ++k) live[k] = build_tables<T>(roi_data + k * 5, p, H, W, tables[k]);
   });
 
-  if (cl) {
-    // Slices of channels; each thread zeroes and accumulates its own slice.
-    const int64_t block = 16;
+  // Accumulate in channels_last form: into grad_input itself, or (NCHW with
+  // many taps) into a scratch buffer transposed afterwards.
+  const bool cl = grad_input.is_channels_last() || C == 1;
+  const double taps = double(K) * double(PH) * double(PW) * 16.0;
+  const double pixels = double(N) * double(H) * double(W) * 2.0;
+  if (cl || (taps > pixels && C >= 8)) {
+    std::unique_ptr<T[]> scratch;
+    T* acc = gi;
+    int64_t aN = sN, aH = sH, aW = sW;
+    if (!cl) {
+      scratch.reset(new T[static_cast<size_t>(N * H * W * C)]);
+      acc = scratch.get();
+      aN = H * W * C; aH = W * C; aW = C;
+    }
+    const int64_t threads = get_num_threads();
+    int64_t block = (C + 2 * threads - 1) / (2 * threads);
+    block = std::max<int64_t>(16, (block + 15) / 16 * 16);
     const int64_t nblocks = (C + block - 1) / block;
     parallel_for(0, nblocks, 1, [&](int64_t blo, int64_t bhi) {
-      const int64_t c0 = blo * block, c1 = std::min(C, bhi * block), nc = c1 - c0;
+      std::vector<T> g(static_cast<size_t>(block));
+      for (int64_t bi = blo; bi < bhi; ++bi) {
+        const int64_t c0 = bi * block, nc = std::min(C, c0 + block) - c0;
+#if MN_X86_DISPATCH
+        static const bool avx2 = __builtin_cpu_supports("avx2");
+        if (avx2) {
+          backward_slice_cl_avx2<T>(go, gs, tables.data(), live.data(), K, PH, PW, acc, aN, aH, aW,
+                                    N, H, W, c0, nc, g.data());
+          continue;
+        }
+#endif
+        backward_slice_cl<T>(go, gs, tables.data(), live.data(), K, PH, PW, acc, aN, aH, aW, N, H,
+                             W, c0, nc, g.data());
+      }
+    });
+    if (!cl) {
+      const T* src = acc;
+      parallel_for(0, N * H, 1, [&](int64_t lo, int64_t hi) {
+        for (int64_t nh = lo; nh < hi; ++nh) {
+          const int64_t n = nh / H, h = nh % H;
+          const T* s = src + nh * W * C;
+          for (int64_t c = 0; c < C; ++c) {
+            T* d = gi + n * sN + c * sC + h * sH;
+            for (int64_t w = 0; w < W; ++w) d[w * sW] = s[w * C + c];
+          }
+        }
+      });
+    }
+    return;
+  }
+
+  parallel_for(0, C, 1, [&](int64_t clo, int64_t chi) {
+    for (int64_t c = clo; c < chi; ++c) {
       for (int64_t n = 0; n < N; ++n)
         for (int64_t h = 0; h < H; ++h)
-          for (int64_t w = 0; w < W; ++w)
-            std::fill_n(gi + n * sN + h * sH + w * sW + c0, nc, T(0));
-      std::vector<T> g(static_cast<size_t>(nc));
+          for (int64_t w = 0; w < W; ++w) gi[n * sN + c * sC + h * sH + w * sW] = T(0);
       for (int64_t k = 0; k < K; ++k) {
         if (!live[k]) continue;
         const RoiTables<T>& t = tables[k];
-        T* base = gi + t.g.batch * sN + c0;
+        T* plane = gi + t.g.batch * sN + c * sC;
+        const T* src = go + k * gs.k + c * gs.c;
         for (int64_t ph = 0; ph < PH; ++ph)
           for (int64_t pw = 0; pw < PW; ++pw) {
-            const T* src = go + k * gK + ph * gH + pw * gW + c0 * gC;
-            for (int64_t c = 0; c < nc; ++c) g[c] = src[c * gC];
+            const T g = src[ph * gs.h + pw * gs.w];
             for (int32_t ty = t.y.off[ph]; ty < t.y.off[ph + 1]; ++ty) {
-              T* row = base + t.y.idx[ty] * sH;
+              T* row = plane + t.y.idx[ty] * sH;
               const T wy = t.y.w[ty];
-              for (int32_t tx = t.x.off[pw]; tx < t.x.off[pw + 1]; ++tx) {
-                const T wgt = wy * t.x.w[tx];
-                T* __restrict dst = row + t.x.idx[tx] * sW;
-                const T* __restrict gg = g.data();
-#pragma GCC ivdep
-                for (int64_t c = 0; c < nc; ++c) dst[c] += wgt * gg[c];
-              }
+              for (int32_t tx = t.x.off[pw]; tx < t.x.off[pw + 1]; ++tx)
+                row[t.x.idx[tx] * sW] += (wy * t.x.w[tx]) * g;  // as the channels_last path
             }
           }
       }
-    });
-  } else {
-    parallel_for(0, C, 1, [&](int64_t clo, int64_t chi) {
-      for (int64_t c = clo; c < chi; ++c) {
-        for (int64_t n = 0; n < N; ++n)
-          for (int64_t h = 0; h < H; ++h)
-            for (int64_t w = 0; w < W; ++w) gi[n * sN + c * sC + h * sH + w * sW] = T(0);
-        for (int64_t k = 0; k < K; ++k) {
-          if (!live[k]) continue;
-          const RoiTables<T>& t = tables[k];
-          T* plane = gi + t.g.batch * sN + c * sC;
-          const T* src = go + k * gK + c * gC;
-          for (int64_t ph = 0; ph < PH; ++ph)
-            for (int64_t pw = 0; pw < PW; ++pw) {
-              const T g = src[ph * gH + pw * gW];
-              for (int32_t ty = t.y.off[ph]; ty < t.y.off[ph + 1]; ++ty) {
-                T* row = plane + t.y.idx[ty] * sH;
-                const T wy = t.y.w[ty];
-                for (int32_t tx = t.x.off[pw]; tx < t.x.off[pw + 1]; ++tx)
-                  row[t.x.idx[tx] * sW] += (wy * t.x.w[tx]) * g;  // as the channels_last path
-              }
-            }
-        }
-      }
-    });
-  }
+    }
+  });
 }
 
 template void roi_align_forward<float>(const TensorView&, const TensorView&, const TensorView&,
