@@ -20,7 +20,7 @@ def build_info() -> dict:
     return info
 
 
-_LAZY = ("data", "evaluation", "visualize")
+_LAZY = ("data", "evaluation", "visualize", "engine")
 
 
 def __getattr__(name):
@@ -32,8 +32,11 @@ def __getattr__(name):
         return importlib.import_module(f".{name}", __name__)
     if name == "evaluate":
         return importlib.import_module(".evaluation", __name__).evaluate
+    if name in ("train", "TrainConfig", "load_config"):
+        return getattr(importlib.import_module(".engine", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["__version__", "build_info", "get_num_threads", "set_num_threads", "ops",
-           "Model", "ModelConfig", "Detections", "data", "evaluate", "evaluation", "visualize"]
+           "Model", "ModelConfig", "Detections", "data", "evaluate", "evaluation", "visualize",
+           "engine", "train", "TrainConfig", "load_config"]

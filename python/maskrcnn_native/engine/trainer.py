@@ -169,7 +169,8 @@ def load_initial_weights(model: torch.nn.Module, path: str, preset: str) -> None
     if p.suffix == ".pth" or p.suffix == ".pt":
         from .. import Model
 
-        source = Model.from_torchvision(str(p)).state_dict()
+        arch = "keypointrcnn_resnet50_fpn" if preset.endswith("-KP") else "maskrcnn_resnet50_fpn"
+        source = Model.from_torchvision(str(p), arch=arch).state_dict()
     else:
         from safetensors.torch import load_file
 
@@ -476,6 +477,7 @@ def _train(cfg: TrainConfig, info: DistInfo, model, train_dataset, eval_dataset,
     metrics = None
     if info.is_main:
         save_final_model(model, out / "model.safetensors")
+        _write_dataset_info(train_dataset, out / "dataset_info.json")
         try:
             from .. import visualize
 
@@ -489,11 +491,31 @@ def _train(cfg: TrainConfig, info: DistInfo, model, train_dataset, eval_dataset,
 
         fn = evaluate or evaluate_distributed
         metrics = fn(model, eval_dataset, out_dir=out, batch_size=cfg.eval_batch_size)
-        if info.is_main and metrics is not None:
+        if info.is_main and metrics is not None and not (out / "metrics.json").exists():
             with open(out / "metrics.json", "w") as f:
                 json.dump(_jsonable(metrics), f, indent=1)
     barrier()
     return TrainResult(model=model, output_dir=out, iteration=iteration, metrics=metrics, history=history)
+
+
+def _dataset_attr(dataset, name):
+    while dataset is not None:
+        v = getattr(dataset, name, None)
+        if v is not None:
+            return v
+        dataset = getattr(dataset, "dataset", None)
+    return None
+
+
+def _write_dataset_info(dataset, path: Path) -> None:
+    """Class names, keypoint names and skeleton next to the model, so that
+    ``predict`` and ``eval`` can label pictures without the training data."""
+    info = {}
+    for name in ("class_names", "keypoint_names", "skeleton", "label_to_category_id"):
+        v = _dataset_attr(dataset, name)
+        if v is not None:
+            info[name] = _jsonable(dict(v) if isinstance(v, dict) else list(v))
+    path.write_text(json.dumps(info, indent=1))
 
 
 def _jsonable(x: Any) -> Any:

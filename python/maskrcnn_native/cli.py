@@ -1,0 +1,538 @@
+"""The ``maskrcnn-native`` command line (also ``python -m maskrcnn_native``).
+
+Commands: demo, train, eval, predict, make-shapes, convert, bench. Every
+command has ``--help``. Multi-process training::
+
+    torchrun --nproc_per_node 2 -m maskrcnn_native train --config cfg.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+__all__ = ["main", "build_parser", "demo_config"]
+
+# ----------------------------------------------------------------------------
+# demo defaults: tuned so that `maskrcnn-native demo` finishes in about 5
+# minutes on 2 CPU cores (see README) with segm AP >= 0.5 on held-out shapes.
+
+DEMO = {
+    "preset": "R18-FPN",
+    "image_size": 128,
+    "train_images": 400,
+    "eval_images": 50,
+    "iters": 300,
+    "batch_size": 4,
+    "lr": 0.02,
+    "seed": 0,
+    "eval_seed": 1000,
+    "model": {
+        "min_size": 128,
+        "max_size": 128,
+    },
+}
+
+
+def demo_config(
+    out: str,
+    *,
+    keypoints: bool = False,
+    iters: Optional[int] = None,
+    image_size: Optional[int] = None,
+    train_images: Optional[int] = None,
+    eval_images: Optional[int] = None,
+    batch_size: Optional[int] = None,
+    lr: Optional[float] = None,
+    seed: Optional[int] = None,
+    eval_seed: Optional[int] = None,
+    preset: Optional[str] = None,
+    overrides: Sequence[str] = (),
+):
+    """The TrainConfig of ``maskrcnn-native demo`` (defaults in ``DEMO``)."""
+    from .engine import TrainConfig, apply_overrides
+
+    d = DEMO
+    it = iters if iters is not None else d["iters"]
+    size = image_size if image_size is not None else d["image_size"]
+    model_over: Dict[str, Any] = dict(d["model"])
+    model_over["min_size"] = size
+    model_over["max_size"] = size
+    if keypoints:
+        model_over.update({"keypoints": True, "masks": True})
+    changes = {
+        "output_dir": out,
+        "seed": seed if seed is not None else d["seed"],
+        "model.preset": preset or d["preset"],
+        "model.overrides": model_over,
+        "data.source": "shapes",
+        "data.num_images": train_images if train_images is not None else d["train_images"],
+        "data.eval_num_images": eval_images if eval_images is not None else d["eval_images"],
+        "data.image_size": size,
+        "data.seed": seed if seed is not None else d["seed"],
+        "data.eval_seed": eval_seed if eval_seed is not None else d["eval_seed"],
+        "data.keypoints": keypoints,
+        "solver.max_iter": it,
+        "solver.batch_size": batch_size if batch_size is not None else d["batch_size"],
+        "solver.lr": lr if lr is not None else d["lr"],
+        "solver.warmup_iters": max(1, min(50, it // 6)),
+        "solver.steps": [int(it * 0.75), int(it * 0.92)],
+        "checkpoint_period": max(1, it // 3),
+        "keep_last": 1,
+        "log_period": max(1, min(20, it // 30)),
+        "eval_at_end": True,
+        "eval_batch_size": 4,
+    }
+    cfg = apply_overrides(TrainConfig(), changes)
+    return apply_overrides(cfg, list(overrides))
+
+
+# ----------------------------------------------------------------------------
+# helpers
+
+
+def _fmt_metrics(metrics: Dict[str, Any]) -> str:
+    keys = [k for k in metrics if isinstance(metrics[k], (int, float))]
+    lines = []
+    for prefix in ("bbox", "segm", "keypoints"):
+        ks = [k for k in keys if k.startswith(prefix + "_")]
+        if ks:
+            cells = []
+            for k in ks:
+                v = metrics[k]
+                cells.append(f"{k[len(prefix) + 1:]}={v:.3f}" if v == v else f"{k[len(prefix) + 1:]}=n/a")
+            lines.append(f"  {prefix:9s} " + "  ".join(cells))
+    return "\n".join(lines)
+
+
+def _load_sidecar(weights: Path) -> Dict[str, Any]:
+    """config.yaml and dataset_info.json written next to a trained model."""
+    info: Dict[str, Any] = {}
+    cfg_path = weights.parent / "config.yaml"
+    if cfg_path.exists():
+        import yaml
+
+        try:
+            info["config"] = yaml.safe_load(cfg_path.read_text()) or {}
+        except Exception:
+            info["config"] = {}
+    ds_path = weights.parent / "dataset_info.json"
+    if ds_path.exists():
+        try:
+            info["dataset"] = json.loads(ds_path.read_text())
+        except Exception:
+            info["dataset"] = {}
+    return info
+
+
+def _save_predictions_png(model, dataset, path: Path, n: int = 8) -> None:
+    from . import visualize
+
+    n = min(n, len(dataset))
+    images = [dataset[i][0] for i in range(n)]
+    dets = model.predict(images, batch_size=4)
+    visualize.save_grid(
+        images,
+        dets,
+        str(path),
+        class_names=getattr(dataset, "class_names", None),
+        skeleton=getattr(dataset, "skeleton", None) or None,
+        score_threshold=0.5,
+        ncols=4,
+    )
+
+
+def _set_threads(n: Optional[int]) -> None:
+    if n:
+        import torch
+
+        torch.set_num_threads(n)
+        from . import set_num_threads
+
+        set_num_threads(n)
+
+
+# ----------------------------------------------------------------------------
+# commands
+
+
+def cmd_demo(a: argparse.Namespace) -> int:
+    _set_threads(a.threads)
+    from .engine import train
+
+    t0 = time.perf_counter()
+    out = Path(a.out)
+    cfg = demo_config(
+        str(out),
+        keypoints=a.keypoints,
+        iters=a.iters,
+        image_size=a.image_size,
+        train_images=a.train_images,
+        eval_images=a.eval_images,
+        batch_size=a.batch_size,
+        lr=a.lr,
+        seed=a.seed,
+        eval_seed=a.eval_seed,
+        preset=a.preset,
+        overrides=a.set,
+    )
+    if a.no_resume:
+        cfg = cfg.replace(resume=False)
+    print(
+        f"demo: training {cfg.model.preset} on {cfg.data.num_images} synthetic {cfg.data.image_size}px images "
+        f"for {cfg.solver.max_iter} iterations (batch {cfg.solver.batch_size}), then evaluating on "
+        f"{cfg.data.eval_num_images} held-out images (seed {cfg.data.eval_seed}) -> {out}",
+        flush=True,
+    )
+    result = train(cfg)
+    metrics = dict(result.metrics or {})
+    from .engine.trainer import build_datasets
+
+    _, eval_ds = build_datasets(cfg, train=False, eval=True)
+    _save_predictions_png(result.model, eval_ds, out / "predictions.png")
+    wall = time.perf_counter() - t0
+    summary = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+    summary["wall_seconds"] = round(wall, 1)
+    # metrics.json: the COCO metrics (written by evaluation) plus wall time
+    mpath = out / "metrics.json"
+    full = json.loads(mpath.read_text()) if mpath.exists() else {}
+    full.update({k: (None if isinstance(v, float) and v != v else v) for k, v in summary.items()})
+    mpath.write_text(json.dumps(full, indent=2))
+    print("\nheld-out COCO metrics (fractions):")
+    print(_fmt_metrics(metrics))
+    table = getattr(result.metrics, "table", "")
+    if table:
+        print("\nper-class AP:\n" + table)
+    print(f"\nwrote {out / 'metrics.json'}, {out / 'predictions.png'}, {out / 'model.safetensors'}")
+    print(f"demo finished in {wall:.0f} s")
+    return 0
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    _set_threads(a.threads)
+    from .engine import load_config, train
+
+    overrides = list(a.set)
+    if a.output_dir:
+        overrides.append(f"output_dir={a.output_dir}")
+    cfg = load_config(a.config, overrides)
+    if a.no_resume:
+        cfg = cfg.replace(resume=False)
+    if a.no_eval:
+        cfg = cfg.replace(eval_at_end=False)
+    result = train(cfg)
+    if result.metrics:
+        print("evaluation (fractions):")
+        print(_fmt_metrics(result.metrics))
+    from .engine.distributed import get_rank
+
+    if get_rank() == 0:
+        print(f"model written to {Path(cfg.output_dir) / 'model.safetensors'}")
+    return 0
+
+
+def cmd_eval(a: argparse.Namespace) -> int:
+    _set_threads(a.threads)
+    import maskrcnn_native as mn
+
+    weights = Path(a.weights)
+    side = _load_sidecar(weights)
+    dcfg = side.get("config", {}).get("data", {}) or {}
+    model = mn.Model.load(weights)
+    if a.annotations:
+        if not a.images:
+            print("eval: --annotations needs --images", file=sys.stderr)
+            return 2
+        dataset = mn.data.CocoDataset(a.images, a.annotations)
+        what = f"{a.annotations}"
+    else:
+        size = a.image_size or dcfg.get("image_size", 128)
+        n = a.num_images or dcfg.get("eval_num_images") or 50
+        kp = a.keypoints or bool(dcfg.get("keypoints", False))
+        dataset = mn.data.ShapesDataset(n, image_size=size, seed=a.shapes_seed, keypoints=kp)
+        what = f"{n} synthetic {size}px images with seed {a.shapes_seed}"
+    print(f"eval: {weights} on {what}", flush=True)
+    out = Path(a.out) if a.out else None
+    metrics = mn.evaluate(model, dataset, batch_size=a.batch_size, out_dir=str(out) if out else None)
+    print(_fmt_metrics(metrics))
+    table = getattr(metrics, "table", "")
+    if table:
+        print("\nper-class AP:\n" + table)
+    if a.json:
+        print(json.dumps({k: v for k, v in metrics.items() if isinstance(v, (int, float))}))
+    return 0
+
+
+def cmd_predict(a: argparse.Namespace) -> int:
+    _set_threads(a.threads)
+    import maskrcnn_native as mn
+    from .data import load_image
+    from .evaluation import detections_to_coco
+
+    weights = Path(a.weights)
+    side = _load_sidecar(weights).get("dataset", {})
+    overrides = {}
+    if a.score_threshold is not None:
+        overrides["score_threshold"] = a.score_threshold
+    model = mn.Model.load(weights, **overrides)
+    class_names = a.class_names.split(",") if a.class_names else side.get("class_names")
+    if class_names and a.class_names and class_names[0] != "__background__":
+        class_names = ["__background__"] + class_names
+    l2c = side.get("label_to_category_id")
+    l2c = {int(k): int(v) for k, v in l2c.items()} if l2c else None
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results: List[dict] = []
+    images_info = []
+    import numpy as np
+    import torch
+
+    for i, path in enumerate(a.images, start=1):
+        pil = load_image(path)
+        image = torch.from_numpy(np.asarray(pil, dtype=np.uint8).copy()).permute(2, 0, 1).float().div_(255.0)
+        det = model.predict([image])[0]
+        pic = mn.visualize.draw(
+            image, det, class_names, score_threshold=a.draw_threshold, skeleton=side.get("skeleton") or None
+        )
+        name = Path(path).stem + "_pred.png"
+        pic.save(out / name)
+        h, w = image.shape[-2:]
+        images_info.append({"id": i, "file_name": str(path), "height": int(h), "width": int(w)})
+        results.extend(detections_to_coco(det, i, l2c, image_size=(h, w), orig_size=(h, w)))
+        print(f"{path}: {len(det.boxes) if hasattr(det, 'boxes') else '?'} detections -> {out / name}")
+    (out / "predictions.json").write_text(json.dumps(results))
+    (out / "images.json").write_text(json.dumps(images_info, indent=1))
+    print(f"COCO results: {out / 'predictions.json'} (image ids in {out / 'images.json'})")
+    return 0
+
+
+def cmd_make_shapes(a: argparse.Namespace) -> int:
+    from .data import ShapesDataset, write_coco
+
+    ds = ShapesDataset(a.num_images, image_size=a.image_size, seed=a.seed, keypoints=a.keypoints)
+    image_dir, json_path = write_coco(ds, a.dir, progress=True)
+    print(f"wrote {len(ds)} images to {image_dir} and annotations to {json_path}")
+    print(f"train on them with: maskrcnn-native train --set data.source=coco "
+          f"--set data.image_dir={image_dir} --set data.annotation_json={json_path}")
+    return 0
+
+
+def cmd_convert(a: argparse.Namespace) -> int:
+    import maskrcnn_native as mn
+
+    overrides = {}
+    if a.num_classes is not None:
+        overrides["num_classes"] = a.num_classes
+    model = mn.Model.from_torchvision(a.src, arch=a.arch, reinit_heads=a.reinit_heads, **overrides)
+    dst = Path(a.dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    model.save(dst)
+    n = sum(v.numel() for v in model.state_dict().values())
+    print(f"converted {a.src} ({a.arch}) -> {dst} (+ {dst.with_suffix('.json')}), {n / 1e6:.1f} M values")
+    return 0
+
+
+def _quick_bench(repeats: int) -> None:
+    import torch
+
+    import maskrcnn_native as mn
+
+    try:
+        import torchvision.ops as tvo
+    except Exception:
+        tvo = None
+    torch.manual_seed(0)
+    feats = torch.randn(2, 256, 50, 68).contiguous(memory_format=torch.channels_last)
+    k = 512
+    xy = torch.rand(k, 2) * torch.tensor([500.0, 360.0])
+    wh = torch.rand(k, 2) * 150 + 8
+    rois = torch.cat([torch.randint(0, 2, (k, 1)).float(), xy, xy + wh], 1)
+
+    def timeit(fn) -> float:
+        fn()
+        best = float("inf")
+        for _ in range(repeats):
+            t = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - t)
+        return best * 1e3
+
+    rows = []
+    ours = timeit(lambda: mn.ops.roi_align(feats, rois, (7, 7), 0.125, sampling_ratio=2, aligned=True))
+    ref = timeit(lambda: tvo.roi_align(feats, rois, (7, 7), 0.125, sampling_ratio=2, aligned=True)) if tvo else None
+    rows.append(("roi_align fwd 512 RoIs 256ch 7x7", ours, ref))
+    print(f"{'op':40s} {'native ms':>10s} {'torchvision ms':>15s} {'speed-up':>9s}")
+    for name, o, r in rows:
+        rs = f"{r:15.2f}" if r is not None else f"{'n/a':>15s}"
+        sp = f"{r / o:8.1f}x" if r is not None else f"{'':>9s}"
+        print(f"{name:40s} {o:10.2f} {rs} {sp}")
+
+
+def cmd_bench(a: argparse.Namespace) -> int:
+    root = Path(__file__).resolve().parents[2] / "benchmarks"
+    if not a.quick and root.is_dir():
+        try:
+            import pytest  # noqa: F401
+            import pytest_benchmark  # noqa: F401
+        except ImportError:
+            print("bench: pytest-benchmark is not installed; running the quick built-in timing", file=sys.stderr)
+        else:
+            import subprocess
+
+            cmd = [sys.executable, "-m", "pytest", str(root), "-q", "-p", "no:cacheprovider", *a.pytest_args]
+            print("running", " ".join(cmd), flush=True)
+            return subprocess.call(cmd)
+    _quick_bench(a.repeats)
+    return 0
+
+
+# ----------------------------------------------------------------------------
+# parser
+
+
+def _add_threads(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch and the native ops (default: torch's default, one per core)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="maskrcnn-native",
+        description="Mask R-CNN with fast native ops: train, evaluate, predict, convert.",
+        epilog="Run '%(prog)s COMMAND --help' for the options of a command. "
+        "Multi-process: torchrun --nproc_per_node N -m maskrcnn_native train ...",
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+
+    d = sub.add_parser("demo", formatter_class=fmt,
+                       help="generate shapes, train a small model, evaluate it, draw predictions",
+                       description="Generates synthetic shapes (a training split and a held-out split with "
+                       "another seed), trains a small Mask R-CNN, evaluates it with the COCO metrics and writes "
+                       "OUT/metrics.json, OUT/predictions.png and OUT/model.safetensors (+ .json config). "
+                       "Re-running with the same OUT resumes from its checkpoints.")
+    d.add_argument("--out", default="demo_out", help="output directory")
+    d.add_argument("--keypoints", action="store_true",
+                   help="also train the keypoint head on the shapes' vertices and report keypoint AP")
+    d.add_argument("--iters", type=int, default=DEMO["iters"], help="training iterations")
+    d.add_argument("--image-size", type=int, default=DEMO["image_size"],
+                   help="side of the square synthetic images and the model's input size")
+    d.add_argument("--train-images", type=int, default=DEMO["train_images"],
+                   help="synthetic training images")
+    d.add_argument("--eval-images", type=int, default=DEMO["eval_images"],
+                   help="held-out evaluation images")
+    d.add_argument("--batch-size", type=int, default=DEMO["batch_size"], help="images per iteration")
+    d.add_argument("--lr", type=float, default=DEMO["lr"], help="base learning rate")
+    d.add_argument("--seed", type=int, default=DEMO["seed"], help="seed of the training split and of training")
+    d.add_argument("--eval-seed", type=int, default=DEMO["eval_seed"], help="seed of the held-out split")
+    d.add_argument("--preset", default=DEMO["preset"], help="model preset")
+    d.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other TrainConfig override, e.g. --set solver.amp=bf16 (repeatable)")
+    d.add_argument("--no-resume", action="store_true", help="ignore checkpoints already in OUT")
+    _add_threads(d)
+    d.set_defaults(func=cmd_demo)
+
+    t = sub.add_parser("train", formatter_class=fmt, help="train from a YAML/JSON config plus overrides",
+                       description="Trains a model described by a TrainConfig (model, data, solver sections; see "
+                       "configs/*.yaml). Resumes automatically from the newest checkpoint in the output directory. "
+                       "Under torchrun every process runs this command (DistributedDataParallel; gloo on CPU, "
+                       "nccl on CUDA); rank 0 logs, checkpoints and evaluates.")
+    t.add_argument("--config", default=None, help="YAML (.yaml/.yml) or JSON (.json) config file; defaults if omitted")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="dotted override, type-checked: --set solver.lr=0.01 --set solver.steps=[800,900] "
+                   "--set model.min_size=160 (repeatable)")
+    t.add_argument("--output-dir", default=None, help="shortcut for --set output_dir=DIR")
+    t.add_argument("--no-resume", action="store_true", help="start from scratch even if checkpoints exist")
+    t.add_argument("--no-eval", action="store_true", help="skip the evaluation after training")
+    _add_threads(t)
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", formatter_class=fmt, help="COCO metrics of a trained model",
+                       description="Evaluates a saved model (bbox, segm and keypoint AP through pycocotools). "
+                       "Data: a freshly generated synthetic split (--shapes-seed; image size, count and keypoints "
+                       "default to the training config saved next to the weights) or a COCO-format dataset "
+                       "(--images and --annotations).")
+    e.add_argument("--weights", required=True, help="model.safetensors written by train/demo/convert")
+    e.add_argument("--shapes-seed", type=int, default=2024, help="seed of the generated evaluation split")
+    e.add_argument("--num-images", type=int, default=None, help="generated evaluation images")
+    e.add_argument("--image-size", type=int, default=None, help="generated image size")
+    e.add_argument("--keypoints", action="store_true", help="generate keypoints and report keypoint AP")
+    e.add_argument("--images", default=None, help="image directory of a COCO-format dataset")
+    e.add_argument("--annotations", default=None, help="COCO json of the evaluation set")
+    e.add_argument("--batch-size", type=int, default=4, help="images per forward pass")
+    e.add_argument("--out", default=None, help="write coco_results.json, metrics.json, per_class_AP.txt here")
+    e.add_argument("--json", action="store_true", help="also print the metrics as one JSON line")
+    _add_threads(e)
+    e.set_defaults(func=cmd_eval)
+
+    pr = sub.add_parser("predict", formatter_class=fmt, help="detect objects in images; pictures + COCO json",
+                        description="Runs a saved model on image files; writes OUT/<name>_pred.png with masks, "
+                        "boxes, labels, scores (and keypoints) drawn, OUT/predictions.json (COCO results format) "
+                        "and OUT/images.json (image id -> file).")
+    pr.add_argument("--weights", required=True, help="model.safetensors")
+    pr.add_argument("images", nargs="+", help="image files (any format Pillow reads)")
+    pr.add_argument("--out", default="predictions", help="output directory")
+    pr.add_argument("--score-threshold", type=float, default=None,
+                    help="drop detections below this score (default: the model's config)")
+    pr.add_argument("--draw-threshold", type=float, default=0.5, help="draw detections with at least this score")
+    pr.add_argument("--class-names", default=None,
+                    help="comma-separated class names for labels 1..K (default: dataset_info.json next to the weights)")
+    _add_threads(pr)
+    pr.set_defaults(func=cmd_predict)
+
+    m = sub.add_parser("make-shapes", formatter_class=fmt, help="write the synthetic shapes as images + COCO json",
+                       description="Writes DIR/images/*.png and DIR/annotations.json (COCO format, RLE masks, "
+                       "keypoints with --keypoints), readable by CocoDataset and 'train --set data.source=coco'.")
+    m.add_argument("dir", help="output directory")
+    m.add_argument("--num-images", type=int, default=100, help="number of images")
+    m.add_argument("--image-size", type=int, default=128, help="side of the square images")
+    m.add_argument("--seed", type=int, default=0, help="generator seed (image i depends only on seed and i)")
+    m.add_argument("--keypoints", action="store_true", help="include keypoints (shape vertices)")
+    m.set_defaults(func=cmd_make_shapes)
+
+    c = sub.add_parser("convert", formatter_class=fmt, help="torchvision .pth -> native safetensors",
+                       description="Converts a torchvision detection checkpoint (read with weights_only=True, "
+                       "nothing is unpickled) into DST (safetensors) plus DST.json (the model config), loadable "
+                       "with mn.Model.load.")
+    c.add_argument("src", help="torchvision checkpoint, e.g. maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth")
+    c.add_argument("dst", help="output .safetensors path")
+    c.add_argument("--arch", default="maskrcnn_resnet50_fpn",
+                   choices=["maskrcnn_resnet50_fpn", "keypointrcnn_resnet50_fpn"], help="torchvision architecture")
+    c.add_argument("--num-classes", type=int, default=None, help="change the number of classes (with --reinit-heads)")
+    c.add_argument("--reinit-heads", action="store_true",
+                   help="re-initialise class-specific layers (for fine-tuning on other classes)")
+    c.set_defaults(func=cmd_convert)
+
+    b = sub.add_parser("bench", formatter_class=fmt, help="time the native ops (vs torchvision when installed)",
+                       description="Runs the pytest-benchmark suite in benchmarks/ (source checkout), or with "
+                       "--quick (or outside a checkout) a short built-in timing of RoIAlign against torchvision.")
+    b.add_argument("--quick", action="store_true", help="built-in timing only")
+    b.add_argument("--repeats", type=int, default=5, help="repeats of the quick timing (best is reported)")
+    b.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra arguments passed to pytest")
+    b.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .engine.config import ConfigError
+
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as e:
+        print(f"maskrcnn-native {args.command}: config error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
