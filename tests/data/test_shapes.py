@@ -55,7 +55,6 @@ def test_item_format_and_exact_masks():
             assert t["boxes"][k].tolist() == [xs.min().item(), ys.min().item(), xs.max().item() + 1,
                                               ys.max().item() + 1]
             assert t["area"][k] == m.sum()
-            # the object's pixels look different from the pixels just outside it
             kp = t["keypoints"][k]
             assert ((kp[:, 2] == 1) | (kp[:, 2] == 2)).all()
             # top keypoint is above bottom, left is left of right

@@ -455,10 +455,13 @@ def merge_predictions(per_rank: Sequence[Sequence[dict]]) -> List[dict]:
     return merged
 
 
-def _image_ids_of(dataset: Any, indices: Sequence[int]) -> Optional[List[int]]:
-    if hasattr(dataset, "ids"):
-        return [int(dataset.ids[i]) for i in indices]
-    return None
+def _accepts(fn: Any, name: str) -> bool:
+    import inspect
+
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def predict_dataset(
@@ -476,7 +479,9 @@ def predict_dataset(
     Images go to the model as the dataset yields them (use a dataset without
     resize transforms: the model resizes internally). When an item's ``size``
     differs from its ``orig_size`` the predictions are mapped back. Labels are
-    mapped with ``dataset.label_to_category_id``. With ``return_image_ids`` also
+    mapped with ``dataset.label_to_category_id``. When ``model.predict`` takes
+    ``mask_format`` it is asked for ``"rle"`` unless ``predict_kwargs`` says
+    otherwise. With ``return_image_ids`` also
     returns the list of image ids processed.
     """
     from tqdm import tqdm
@@ -486,6 +491,8 @@ def predict_dataset(
     idx = list(range(len(dataset))) if indices is None else [int(i) for i in indices]
     l2c = getattr(dataset, "label_to_category_id", None)
     kwargs = dict(predict_kwargs or {})
+    if "mask_format" not in kwargs and _accepts(model.predict, "mask_format"):
+        kwargs["mask_format"] = "rle"  # compact: no [D, H, W] bitmaps kept around
     was_training = bool(getattr(model, "training", False))
     if hasattr(model, "eval"):
         model.eval()
