@@ -121,21 +121,26 @@ def test_grid_anchors_empty_grid():
 def test_grid_anchors_cache_returns_independent_copies():
     ops.clear_anchor_cache()
     cell = ops.cell_anchors((32,), RATIOS)
-    first = ops.grid_anchors(cell, (6, 4), 8)
+    first = ops.grid_anchors(cell, (6, 4), 8, cache=True)
     pristine = first.clone()
     first.add_(1000)  # caller mutates its result
-    second = ops.grid_anchors(cell, (6, 4), 8)
+    second = ops.grid_anchors(cell, (6, 4), 8, cache=True)
     assert torch.equal(second, pristine)
     assert second.data_ptr() != first.data_ptr()
     # the key is the cell content, not its shape or identity
     other = cell * 2
-    assert torch.equal(ops.grid_anchors(other, (6, 4), 8), ref.grid_anchors(other, (6, 4), 8))
+    assert torch.equal(ops.grid_anchors(other, (6, 4), 8, cache=True), ref.grid_anchors(other, (6, 4), 8))
     cell.mul_(3)  # mutated in place: must not hit the stale entry
+    assert torch.equal(ops.grid_anchors(cell, (6, 4), 8, cache=True), ref.grid_anchors(cell, (6, 4), 8))
+    # uncached calls return fresh tensors as well
+    u1 = ops.grid_anchors(cell, (6, 4), 8)
+    u1.zero_()
     assert torch.equal(ops.grid_anchors(cell, (6, 4), 8), ref.grid_anchors(cell, (6, 4), 8))
     cells = [ops.cell_anchors(s, RATIOS) for s in SIZES[:2]]
-    m1 = ops.multilevel_grid_anchors(cells, [(4, 4), (2, 2)], [8, 16])
+    m1 = ops.multilevel_grid_anchors(cells, [(4, 4), (2, 2)], [8, 16], cache=True)
     keep = m1.clone()
     m1.zero_()
+    assert torch.equal(ops.multilevel_grid_anchors(cells, [(4, 4), (2, 2)], [8, 16], cache=True), keep)
     assert torch.equal(ops.multilevel_grid_anchors(cells, [(4, 4), (2, 2)], [8, 16]), keep)
 
 
@@ -163,6 +168,6 @@ def test_grid_anchors_errors():
 
 def test_anchor_opcheck():
     cell = ops.cell_anchors((32, 64), RATIOS)
-    torch.library.opcheck(torch.ops.maskrcnn_native.grid_anchors.default, (cell, 5, 7, 8.0, 8.0, 0.0))
+    torch.library.opcheck(torch.ops.maskrcnn_native.grid_anchors.default, (cell, 5, 7, 8.0, 8.0, 0.0, True))
     torch.library.opcheck(torch.ops.maskrcnn_native.multilevel_grid_anchors.default,
-                          ([cell, cell * 2], [5, 7, 3, 4], [8.0, 8.0, 16.0, 16.0], 0.5))
+                          ([cell, cell * 2], [5, 7, 3, 4], [8.0, 8.0, 16.0, 16.0], 0.5, False))
