@@ -173,6 +173,7 @@ def test_malformed_annotation_raises_naming_file_and_id(tmp_path, ann, message):
     ds = CocoDataset(tmp_path, path, skip_invalid=True)
     assert ds.skipped["invalid_annotations"] == 1
     assert len(ds[0][1]["labels"]) == 0
+    assert ds.to_coco_api().getAnnIds() == []  # nor is it in the evaluation ground truth
 
 
 def test_annotation_for_unknown_image(tmp_path):

@@ -29,10 +29,11 @@ def test_independent_of_dataloader_workers():
     ds = ShapesDataset(4, image_size=48, seed=1)
     from maskrcnn_native.data import collate
 
-    order = list(torch.utils.data.DataLoader(ds, batch_size=2, collate_fn=collate, num_workers=0))
-    imgs = [im for batch in order for im in batch[0]]
-    for i in range(4):
-        assert torch.equal(imgs[i], ds[i][0])
+    for workers in (0, 2):
+        order = list(torch.utils.data.DataLoader(ds, batch_size=2, collate_fn=collate, num_workers=workers))
+        imgs = [im for batch in order for im in batch[0]]
+        for i in range(4):
+            assert torch.equal(imgs[i], ds[i][0])
 
 
 def test_item_format_and_exact_masks():

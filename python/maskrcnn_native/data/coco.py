@@ -188,9 +188,9 @@ class CocoDataset(torch.utils.data.Dataset):
         keypoints: ``None`` = load keypoints when the categories define them;
             ``True`` = require them; ``False`` = ignore them.
         skip_invalid: skip (and count in ``self.skipped``) malformed
-            annotations and unreadable images instead of raising.
-        min_keypoints: images are not filtered by keypoints (kept for API
-            symmetry with detectron2; 0 means keep all).
+            annotations and unreadable images instead of raising. Skipped
+            annotations are also removed from ``self.coco`` (the evaluation
+            ground truth), so COCOeval never sees them.
     """
 
     def __init__(
@@ -250,6 +250,7 @@ class CocoDataset(torch.utils.data.Dataset):
 
         self._anns_by_image: Dict[int, List[dict]] = {}
         self.ids: List[int] = []
+        bad_ids = set()
         for img in sorted(self.coco.dataset["images"], key=lambda im: im["id"]):
             good = []
             for ann in self.coco.imgToAnns.get(img["id"], []):
@@ -259,6 +260,7 @@ class CocoDataset(torch.utils.data.Dataset):
                     if not skip_invalid:
                         raise
                     self.skipped["invalid_annotations"] += 1
+                    bad_ids.add(ann["id"])
                     continue
                 if ok:
                     good.append(ann)
@@ -269,6 +271,10 @@ class CocoDataset(torch.utils.data.Dataset):
             self._anns_by_image[img["id"]] = good
             self.ids.append(img["id"])
         self._invalid_images: set = set()
+        if bad_ids:
+            data["annotations"] = [a for a in data["annotations"] if a["id"] not in bad_ids]
+            with contextlib.redirect_stdout(io.StringIO()):
+                self.coco.createIndex()
 
     # ------------------------------------------------------------------ checks
     def _where(self, ann: dict) -> str:
