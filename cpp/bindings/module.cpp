@@ -12,4 +12,5 @@ PYBIND11_MODULE(_C, m) {
   mn::register_nms(m);
   mn::register_anchors(m);
   mn::register_box_coder(m);
+  mn::register_paste_masks(m);
 }

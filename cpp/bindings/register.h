@@ -11,4 +11,5 @@ void register_roi_pool(pybind11::module_& m);
 void register_nms(pybind11::module_& m);
 void register_anchors(pybind11::module_& m);
 void register_box_coder(pybind11::module_& m);
+void register_paste_masks(pybind11::module_& m);
 }  // namespace mn

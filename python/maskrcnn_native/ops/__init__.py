@@ -9,6 +9,7 @@ from .roi import convert_boxes_to_roi_format, roi_align, roi_pool, roi_warp  # n
 from .nms import batched_nms, box_iou, nms  # noqa: E402
 from .anchors import cell_anchors, clear_anchor_cache, grid_anchors, multilevel_grid_anchors  # noqa: E402
 from .box_coder import decode_boxes, encode_boxes  # noqa: E402
+from .paste import MaskCrops, paste_masks  # noqa: E402
 
 __all__ = [
     "batched_nms",
@@ -20,6 +21,8 @@ __all__ = [
     "grid_anchors",
     "multilevel_grid_anchors",
     "nms",
+    "MaskCrops",
+    "paste_masks",
     "convert_boxes_to_roi_format",
     "roi_align",
     "roi_pool",

@@ -243,3 +243,87 @@ def decode_boxes(codes: Tensor, boxes: Tensor, weights=(1.0, 1.0, 1.0, 1.0),
     ph = torch.exp(dh) * h
     out = torch.stack([pcx - 0.5 * pw, pcy - 0.5 * ph, pcx + 0.5 * pw, pcy + 0.5 * ph], dim=2)
     return out.flatten(1)
+
+
+# ------------------------------------------------------------ paste masks ----
+#
+# Full-image masks, one box at a time. "torchvision": pad, expand the box,
+# truncate, F.interpolate to the box size, copy the part inside the image (the
+# clean clipping torchvision intends; it raises for some boxes outside the
+# image where this gives an empty mask). "aligned": every pixel centre inside
+# the box is sampled from the mask at continuous coordinates (see
+# maskrcnn_native.ops.paste). Equal to the native op up to rounding: the native
+# kernels fuse each a*wa + b*wb into one multiply-add.
+
+_PASTE_MAX_COORD = 2.0 ** 62
+
+
+def _paste_torchvision_one(mask: Tensor, box: Tensor, h_img: int, w_img: int) -> Tensor:
+    import torch.nn.functional as F
+
+    out = mask.new_zeros((h_img, w_img))
+    m = mask.shape[-1]
+    scale = float(m + 2) / m
+    w_half = (box[2] - box[0]) * 0.5 * scale
+    h_half = (box[3] - box[1]) * 0.5 * scale
+    x_c = (box[2] + box[0]) * 0.5
+    y_c = (box[3] + box[1]) * 0.5
+    e = torch.stack([x_c - w_half, y_c - h_half, x_c + w_half, y_c + h_half])
+    if not (torch.isfinite(e).all() and (e.abs() < _PASTE_MAX_COORD).all()):
+        return out
+    x1, y1, x2, y2 = e.to(torch.int64).tolist()
+    bw, bh = max(x2 - x1 + 1, 1), max(y2 - y1 + 1, 1)
+    xa, xb = max(x1, 0), min(x2 + 1, w_img)
+    ya, yb = max(y1, 0), min(y2 + 1, h_img)
+    if xb <= xa or yb <= ya:
+        return out
+    padded = F.pad(mask, (1, 1, 1, 1))
+    resized = F.interpolate(padded[None, None], size=(bh, bw), mode="bilinear", align_corners=False)[0, 0]
+    out[ya:yb, xa:xb] = resized[ya - y1:yb - y1, xa - x1:xb - x1]
+    return out
+
+
+def _paste_aligned_axis(lo: Tensor, hi: Tensor, size: int, m: int):
+    """Pixels whose centre is in [lo, hi) and their two mask taps and weights."""
+    dtype = lo.dtype
+    c = torch.arange(size, dtype=dtype) + 0.5
+    inside = (c >= lo) & (c < hi)
+    s = torch.tensor(m, dtype=dtype) / (hi - lo)
+    u = (c - lo) * s - 0.5
+    u = torch.where(u > 0, u, torch.zeros_like(u))  # also NaN -> 0
+    last = torch.full_like(u, m - 1)
+    u = torch.where(u < last, u, last)
+    i0 = u.floor().to(torch.int64).clamp(max=m - 1)
+    i1 = (i0 + 1).clamp(max=m - 1)
+    l1 = u - i0.to(dtype)
+    idx = inside.nonzero()[:, 0]
+    return idx, i0[idx], i1[idx], 1 - l1[idx], l1[idx]
+
+
+def _paste_aligned_one(mask: Tensor, box: Tensor, h_img: int, w_img: int) -> Tensor:
+    out = mask.new_zeros((h_img, w_img))
+    x1, y1, x2, y2 = box.unbind(0)
+    if not (torch.isfinite(box).all() and x2 > x1 and y2 > y1):
+        return out
+    m = mask.shape[-1]
+    xs, ix0, ix1, lx0, lx1 = _paste_aligned_axis(x1, x2, w_img, m)
+    ys, iy0, iy1, ly0, ly1 = _paste_aligned_axis(y1, y2, h_img, m)
+    rows = mask[:, ix0] * lx0 + mask[:, ix1] * lx1  # [M, len(xs)]
+    val = rows[iy0] * ly0[:, None] + rows[iy1] * ly1[:, None]
+    out[ys[:, None], xs[None, :]] = val
+    return out
+
+
+def paste_masks(masks: Tensor, boxes: Tensor, image_size, mode: str = "aligned",
+                threshold=0.5) -> Tensor:
+    """Reference paste_masks, full-image output only: Tensor[N, H, W] bool
+    (value > threshold) or, with threshold=None, the masks' dtype."""
+    if masks.dim() == 4 and masks.shape[1] == 1:
+        masks = masks[:, 0]
+    h_img, w_img = image_size
+    boxes = boxes.to(masks.dtype)
+    one = {"torchvision": _paste_torchvision_one, "aligned": _paste_aligned_one}[mode]
+    out = masks.new_zeros((masks.shape[0], h_img, w_img))
+    for k in range(masks.shape[0]):
+        out[k] = one(masks[k], boxes[k], h_img, w_img)
+    return out if threshold is None else out > threshold

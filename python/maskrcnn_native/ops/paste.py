@@ -1,0 +1,251 @@
+"""Mask pasting: per-detection M x M mask probabilities -> image-sized masks.
+
+``paste_masks`` turns the mask head's ``[N, M, M]`` probabilities and the
+detections' boxes into image masks, with the threshold fused in, and can
+return box-local crops or COCO RLE instead of N full-image masks.
+
+Modes (``boxes`` are XYXY in image pixels; pixel ``x`` spans ``[x, x+1)``):
+
+``"aligned"`` (default)
+    Pixel ``(x, y)`` receives a value iff its centre lies in the half-open box:
+    ``x1 <= x + 0.5 < x2`` and ``y1 <= y + 0.5 < y2``. Mask cell ``i`` covers
+    ``[x1 + i*w/M, x1 + (i+1)*w/M)`` with ``w = x2 - x1``, so the centre maps to
+    the continuous mask coordinate ``u = (x + 0.5 - x1) * (M / w) - 0.5``, which
+    is clamped to ``[0, M-1]``; with ``i0 = floor(u)``, ``i1 = min(i0+1, M-1)``,
+    ``l1 = u - i0``, ``l0 = 1 - l1`` (same for rows, ``v``, ``j0``, ``j1``,
+    ``k0``, ``k1``) the value is
+    ``(m[j0,i0]*l0 + m[j0,i1]*l1)*k0 + (m[j1,i0]*l0 + m[j1,i1]*l1)*k1``
+    (each ``a*wa + b*wb`` is evaluated as ``fma(a, wa, b*wb)``). No rounding of
+    the box anywhere; all arithmetic in the masks' dtype. Degenerate boxes
+    (``x2 <= x1`` or ``y2 <= y1``) paste nothing.
+``"torchvision"``
+    Exactly ``torchvision.models.detection.roi_heads.paste_masks_in_image``
+    (padding 1): the mask is zero-padded to ``M+2``, the box is scaled about its
+    centre by ``(M+2)/M`` and truncated to integers ``(X1, Y1, X2, Y2)``, the
+    padded mask is resized with ``F.interpolate(mode="bilinear",
+    align_corners=False)`` to ``(max(Y2-Y1+1, 1), max(X2-X1+1, 1))`` and pixels
+    ``[max(X1, 0), min(X2+1, W))`` x ``[max(Y1, 0), min(Y2+1, H))`` receive it.
+    Same bits as torchvision on x86-64 CPUs. Where torchvision raises (some
+    boxes entirely left of / above the image trip its negative slicing) the
+    mask is simply empty.
+
+In both modes pixels outside the pasted rectangle are 0 / False, and a box
+with a non-finite coordinate (or beyond 2^62) pastes nothing.
+
+Performance: separable per-mask tap tables, only the clipped box rectangle is
+computed, the threshold is fused, masks run in parallel on the native thread
+pool and bool output is written directly (the zero fill of a full-image mask
+is done by the thread that owns it).
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any, List, NamedTuple, Optional, Tuple, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ._lib import _C, is_numpy
+
+_OP = "paste_masks"
+_OUTPUTS = ("bitmap", "crops", "rle")
+
+ArrayLike = Union[Tensor, np.ndarray]
+
+
+class MaskCrops(NamedTuple):
+    """Box-local masks: what ``paste_masks(..., output="crops")`` returns.
+
+    ``masks[i]`` is the ``[h_i, w_i]`` crop (bool, or the masks' dtype when
+    ``threshold=None``) of mask i's pasted rectangle; it sits at column
+    ``offsets[i, 0]`` and row ``offsets[i, 1]`` of the image, everything else
+    of mask i being 0. A mask that pastes nothing has a ``[0, 0]`` crop at
+    ``(0, 0)``. The crops are views into one flat buffer. Tensors in, tensors
+    out; NumPy in, NumPy out.
+    """
+
+    masks: List[ArrayLike]
+    offsets: ArrayLike  # int64 [N, 2]: (x0, y0)
+    image_size: Tuple[int, int]
+
+    def to_bitmap(self) -> ArrayLike:
+        """The full ``[N, H, W]`` masks (materialises them; for convenience and tests)."""
+        h, w = self.image_size
+        n = len(self.masks)
+        if isinstance(self.offsets, np.ndarray):
+            dtype = self.masks[0].dtype if n else np.bool_
+            out = np.zeros((n, h, w), dtype=dtype)
+        else:
+            dtype = self.masks[0].dtype if n else torch.bool
+            out = torch.zeros((n, h, w), dtype=dtype)
+        for i, (crop, (x0, y0)) in enumerate(zip(self.masks, self.offsets.tolist())):
+            ch, cw = crop.shape
+            out[i, y0:y0 + ch, x0:x0 + cw] = crop
+        return out
+
+
+# ----------------------------------------------------------- bitmap (op) ----
+
+def _out_shape(masks, height: int, width: int) -> Tuple[int, int, int]:
+    # Never fails on bad arguments: the native validation words those errors.
+    n = masks.shape[0] if masks.ndim >= 1 else 0
+    if not (0 < height < 2 ** 31 and 0 < width < 2 ** 31):
+        return n, 0, 0
+    return n, height, width
+
+
+@torch.library.custom_op("maskrcnn_native::paste_masks", mutates_args=())
+def _paste_masks_op(masks: Tensor, boxes: Tensor, height: int, width: int, mode: str,
+                    threshold: Optional[float]) -> Tensor:
+    dtype = torch.bool if threshold is not None else masks.dtype
+    out = torch.empty(_out_shape(masks, height, width), dtype=dtype, device=masks.device)
+    _C.paste_masks_forward(masks, boxes, out, height, width, mode, threshold)
+    return out
+
+
+@_paste_masks_op.register_fake
+def _(masks, boxes, height, width, mode, threshold):
+    torch._check(masks.dim() == 3, lambda: f"{_OP}: masks must have shape [N, M, M]")
+    torch._check(boxes.dim() == 2 and boxes.shape[1] == 4, lambda: f"{_OP}: boxes must have shape [N, 4]")
+    dtype = torch.bool if threshold is not None else masks.dtype
+    return masks.new_empty((masks.shape[0], height, width), dtype=dtype)
+
+
+# ------------------------------------------------------------- arguments ----
+
+def _image_size(image_size) -> Tuple[int, int]:
+    try:
+        h, w = image_size
+    except (TypeError, ValueError):
+        raise ValueError(f"{_OP}: image_size must be a pair (H, W), got {image_size!r}") from None
+    try:
+        if isinstance(h, bool) or isinstance(w, bool):
+            raise TypeError
+        return operator.index(h), operator.index(w)
+    except TypeError:
+        raise TypeError(f"{_OP}: image_size must hold two ints, got {image_size!r}") from None
+
+
+def _threshold(threshold) -> Optional[float]:
+    if threshold is None:
+        return None
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{_OP}: threshold must be a float or None, got {type(threshold).__name__}")
+    return float(threshold)
+
+
+def _prepare(masks, boxes):
+    """Same container kind for both, masks [N, M, M] contiguous, boxes in masks' dtype."""
+    if is_numpy(masks) or is_numpy(boxes):
+        if not (is_numpy(masks) and is_numpy(boxes)):
+            raise TypeError(f"{_OP}: masks and boxes must both be NumPy arrays or both be tensors")
+        if masks.ndim == 4 and masks.shape[1] == 1:
+            masks = masks[:, 0]
+        masks = np.ascontiguousarray(masks)
+        if masks.dtype in (np.float32, np.float64) and boxes.dtype != masks.dtype:
+            boxes = boxes.astype(masks.dtype)
+        return masks, np.ascontiguousarray(boxes), True
+    if not isinstance(masks, Tensor) or not isinstance(boxes, Tensor):
+        bad = masks if not isinstance(masks, Tensor) else boxes
+        raise TypeError(f"{_OP}: masks and boxes must be tensors or NumPy arrays, got {type(bad).__name__}")
+    if masks.dim() == 4 and masks.shape[1] == 1:
+        masks = masks[:, 0]
+    masks = masks.detach().contiguous()
+    if masks.dtype in (torch.float32, torch.float64) and boxes.dtype != masks.dtype:
+        boxes = boxes.to(masks.dtype)
+    return masks, boxes.detach().contiguous(), False
+
+
+# ----------------------------------------------------------------- crops ----
+
+def _crops(masks, boxes, h: int, w: int, mode: str, threshold: Optional[float], numpy: bool):
+    """(flat buffer, rects int64 [N, 4], list of crop views)."""
+    n = masks.shape[0] if masks.ndim >= 1 else 0
+    lib = np if numpy else torch
+    rects = lib.empty((n, 4), dtype=lib.int64)
+    _C.paste_masks_plan(masks, boxes, rects, h, w, mode)
+    cw = rects[:, 2] - rects[:, 0]
+    ch = rects[:, 3] - rects[:, 1]
+    areas = (cw * ch).tolist()
+    total = int(sum(areas))
+    if threshold is not None:
+        dtype = np.bool_ if numpy else torch.bool
+    else:
+        dtype = masks.dtype
+    flat = lib.empty((total,), dtype=dtype)
+    _C.paste_masks_crops(masks, boxes, rects, flat, h, w, mode, threshold)
+    shapes = zip(ch.tolist(), cw.tolist())
+    if numpy:
+        starts = np.concatenate([[0], np.cumsum(areas)]).astype(np.int64).tolist() if n else [0]
+        crops = [flat[starts[i]:starts[i + 1]].reshape(s) for i, s in enumerate(shapes)]
+    else:
+        crops = [part.view(s) for part, s in zip(torch.split(flat, areas), shapes)] if n else []
+    return flat, rects, crops
+
+
+# ------------------------------------------------------------------- RLE ----
+
+def _rle(flat, rects, h: int, w: int) -> list:
+    n = rects.shape[0]
+    if n == 0:
+        return []
+    from pycocotools import mask as mask_util
+
+    rects_np = rects if isinstance(rects, np.ndarray) else rects.numpy()
+    flat_np = flat if isinstance(flat, np.ndarray) else flat.numpy()
+    cw = rects_np[:, 2] - rects_np[:, 0]
+    ch = rects_np[:, 3] - rects_np[:, 1]
+    caps = cw * (ch + 1) + 2
+    starts = np.concatenate([[0], np.cumsum(caps)]).astype(np.int64)
+    counts = np.empty((int(starts[-1]),), dtype=np.int64)
+    lengths = np.empty((n,), dtype=np.int64)
+    _C.paste_masks_rle_counts(flat_np, rects_np, counts, lengths, h, w)
+    size = [h, w]
+    objs = [{"size": size, "counts": counts[s:s + k]} for s, k in zip(starts[:-1].tolist(), lengths.tolist())]
+    return mask_util.frPyObjects(objs, h, w)
+
+
+# ---------------------------------------------------------------- public ----
+
+def paste_masks(masks, boxes, image_size, mode: str = "aligned", threshold: Optional[float] = 0.5,
+                output: str = "bitmap") -> Any:
+    """Pastes per-box mask probabilities into an image (see the module docstring for the modes).
+
+    Args:
+        masks: Tensor[N, M, M] float32|float64 probabilities (``[N, 1, M, M]`` is accepted),
+            or a NumPy array.
+        boxes: Tensor[N, 4] XYXY, absolute image pixels (converted to masks' dtype; geometry is
+            computed in that dtype, so pass float32 for float32 masks to match torchvision's bits).
+        image_size: (H, W), both >= 1.
+        mode: ``"aligned"`` (default) or ``"torchvision"``.
+        threshold: pixels with ``value > threshold`` (compared in masks' dtype) are True; must be
+            finite and >= 0. ``None`` returns the probabilities instead of bool.
+        output: ``"bitmap"``: Tensor[N, H, W] bool (masks' dtype with ``threshold=None``).
+            ``"crops"``: a :class:`MaskCrops` (box-local crops + int64 [N, 2] (x0, y0) offsets),
+            never materialising N full-image masks. ``"rle"``: a list of N COCO RLE dicts
+            ``{"size": [H, W], "counts": bytes}``, identical to ``pycocotools.mask.encode`` of the
+            full bitmaps, computed from the crops (needs a threshold).
+    Returns:
+        As selected by ``output``; NumPy inputs give NumPy arrays. Not differentiable.
+    """
+    if output not in _OUTPUTS:
+        raise ValueError(f"{_OP}: output must be 'bitmap', 'crops' or 'rle', got {output!r}")
+    if not isinstance(mode, str):
+        raise TypeError(f"{_OP}: mode must be a str, got {type(mode).__name__}")
+    h, w = _image_size(image_size)
+    thr = _threshold(threshold)
+    if output == "rle" and thr is None:
+        raise ValueError(f"{_OP}: output='rle' needs a threshold (COCO RLE is binary), got None")
+    masks, boxes, numpy = _prepare(masks, boxes)
+    if output == "bitmap":
+        if numpy:
+            out = np.empty(_out_shape(masks, h, w), dtype=np.bool_ if thr is not None else masks.dtype)
+            _C.paste_masks_forward(masks, boxes, out, h, w, mode, thr)
+            return out
+        return _paste_masks_op(masks, boxes, h, w, mode, thr)
+    flat, rects, crops = _crops(masks, boxes, h, w, mode, thr, numpy)
+    if output == "crops":
+        return MaskCrops(crops, rects[:, :2].copy() if numpy else rects[:, :2].clone(), (h, w))
+    return _rle(flat, rects, h, w)
