@@ -1,6 +1,5 @@
 """ShapesDataset: determinism, exact masks, occlusion, keypoints, COCO round trip."""
 
-import numpy as np
 import pytest
 import torch
 

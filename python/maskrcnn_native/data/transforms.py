@@ -18,8 +18,7 @@ x1 <= x < x2; a horizontal flip maps x -> W - x for boxes and keypoints.
 
 from __future__ import annotations
 
-import math
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
