@@ -281,13 +281,20 @@ void roi_align_forward(const TensorView& input, const TensorView& rois,
       T* dst = scratch.get();
       const T* src = feat;
       parallel_for(0, N * H, 1, [&](int64_t lo, int64_t hi) {
+        constexpr int64_t CB = 16;  // channels per pass: one 64-byte line of floats per pixel
         for (int64_t nh = lo; nh < hi; ++nh) {
           const int64_t n = nh / H, h = nh % H;
           T* d = dst + nh * W * C;
-          for (int64_t c = 0; c < C; ++c) {
-            const T* s = src + n * sN + c * sC + h * sH;
-            for (int64_t w = 0; w < W; ++w) d[w * C + c] = s[w * sW];
-          }
+          const T* s = src + n * sN + h * sH;
+          int64_t c0 = 0;
+          for (; c0 + CB <= C; c0 += CB)
+            for (int64_t w = 0; w < W; ++w) {
+              T* dw = d + w * C + c0;
+              const T* sw = s + c0 * sC + w * sW;
+              for (int64_t j = 0; j < CB; ++j) dw[j] = sw[j * sC];
+            }
+          for (int64_t c = c0; c < C; ++c)
+            for (int64_t w = 0; w < W; ++w) d[w * C + c] = s[c * sC + w * sW];
         }
       });
       feat = dst;
