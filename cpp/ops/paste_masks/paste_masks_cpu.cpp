@@ -11,12 +11,20 @@
 #include "ops/paste_masks/paste_masks_cpu.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <type_traits>
 #include <vector>
 
 #include "common/parallel.h"
 #include "ops/paste_masks/paste_masks_common.h"
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace mn {
 namespace cpu {
@@ -181,6 +189,51 @@ void fill_rect(const T* src, int64_t S, Scratch<T>& s, T thr, Out* out, int64_t 
   fill_rect_plain<T, Out>(src, S, s, thr, out, stride, before, after);
 }
 
+// Full-image outputs are large (100 masks of 800x1216 bool: 97 MB) and
+// usually freshly allocated, so first-touch page faults cost more than the
+// pasting. Asking for transparent huge pages on the buffer's 2 MB-aligned
+// interior (a hint, like torch's THP_MEM_ALLOC_ENABLE; contents untouched,
+// failure harmless) cuts the fault count 512-fold.
+void advise_huge_pages(void* data, size_t bytes) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  constexpr uintptr_t kHuge = uintptr_t(1) << 21;
+  if (bytes < 4 * kHuge) return;
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + kHuge - 1) & ~(kHuge - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(data) + bytes) & ~(kHuge - 1);
+  if (end > begin) (void)madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+#else
+  (void)data;
+  (void)bytes;
+#endif
+}
+
+// Zero fill of large blocks (the rows above and below a box) with streaming
+// stores: the output is not read back here, so skipping the cache halves the
+// memory traffic of the dominant part of a full-image paste.
+void zero_fill(void* data, size_t bytes) {
+#if defined(__SSE2__)
+  if (bytes >= (size_t(1) << 16)) {
+    char* p = static_cast<char*>(data);
+    const size_t head = (16 - (reinterpret_cast<uintptr_t>(p) & 15)) & 15;
+    std::memset(p, 0, head);
+    p += head;
+    bytes -= head;
+    const __m128i z = _mm_setzero_si128();
+    const size_t n = bytes / 64;
+    for (size_t i = 0; i < n; ++i, p += 64) {
+      _mm_stream_si128(reinterpret_cast<__m128i*>(p), z);
+      _mm_stream_si128(reinterpret_cast<__m128i*>(p + 16), z);
+      _mm_stream_si128(reinterpret_cast<__m128i*>(p + 32), z);
+      _mm_stream_si128(reinterpret_cast<__m128i*>(p + 48), z);
+    }
+    std::memset(p, 0, bytes - n * 64);
+    _mm_sfence();
+    return;
+  }
+#endif
+  std::memset(data, 0, bytes);
+}
+
 template <typename T, typename Out>
 void forward_impl(const TensorView& masks, const TensorView& boxes, const TensorView& output,
                   const PasteMasksParams& p) {
@@ -189,6 +242,7 @@ void forward_impl(const TensorView& masks, const TensorView& boxes, const Tensor
   const T* bdata = boxes.ptr<T>();
   Out* odata = output.ptr<Out>();
   const T thr = static_cast<T>(p.threshold);
+  advise_huge_pages(odata, static_cast<size_t>(N * H * W) * sizeof(Out));
   parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
     Scratch<T> s;
     for (int64_t k = begin; k < end; ++k) {
@@ -197,11 +251,11 @@ void forward_impl(const TensorView& masks, const TensorView& boxes, const Tensor
       const T* src;
       int64_t S;
       if (!prepare<T>(mdata + k * M * M, bdata + k * 4, M, p, s, &r, &src, &S)) {
-        std::memset(img, 0, static_cast<size_t>(H * W) * sizeof(Out));
+        zero_fill(img, static_cast<size_t>(H * W) * sizeof(Out));
         continue;
       }
-      std::memset(img, 0, static_cast<size_t>(r.y0 * W) * sizeof(Out));
-      std::memset(img + r.y1 * W, 0, static_cast<size_t>((H - r.y1) * W) * sizeof(Out));
+      zero_fill(img, static_cast<size_t>(r.y0 * W) * sizeof(Out));
+      zero_fill(img + r.y1 * W, static_cast<size_t>((H - r.y1) * W) * sizeof(Out));
       fill_rect<T, Out>(src, S, s, thr, img + r.y0 * W + r.x0, W, r.x0, W - r.x1);
     }
   });
