@@ -412,3 +412,14 @@ def test_native_entry_point_errors():
         _C.paste_masks_rle_counts(flat, rects, counts, lengths[:2], 20, 30)
     with pytest.raises(ValueError, match=r"paste_masks: COCO RLE needs H \* W < 2\^32"):
         _C.paste_masks_rle_counts(flat, rects, counts, lengths, 70000, 70000)
+
+
+def test_native_crops_total_overflow_is_an_error():
+    big = 2 ** 31 - 1
+    masks = torch.ones((3, 1, 1), dtype=torch.float64)
+    boxes = torch.tensor([[-1.0, -1.0, 3e9, 3e9]] * 3, dtype=torch.float64)
+    rects = torch.empty((3, 4), dtype=torch.int64)
+    _C.paste_masks_plan(masks, boxes, rects, big, big, "aligned")
+    assert rects.tolist() == [[0, 0, big, big]] * 3
+    with pytest.raises(ValueError, match=r"paste_masks: the sum of the crop areas exceeds 2\^63 elements"):
+        _C.paste_masks_crops(masks, boxes, rects, torch.empty(1, dtype=torch.bool), big, big, "aligned", 0.5)

@@ -2,6 +2,7 @@
 #include "ops/paste_masks/paste_masks.h"
 
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "common/checks.h"
@@ -56,6 +57,13 @@ void check_rects_tensor(const TensorView& rects, int64_t N) {
     throw ValueError(std::string(kOp) + ": rects must have shape [" + std::to_string(N) +
                      ", 4], got " + rects.shape_str());
   check_contiguous(kOp, "rects", rects);
+}
+
+// total += add, refusing sums past int64 (no buffer could hold them anyway).
+void accumulate(int64_t* total, int64_t add, const char* what) {
+  if (add > std::numeric_limits<int64_t>::max() - *total)
+    throw ValueError(std::string(kOp) + ": " + what + " exceeds 2^63 elements");
+  *total += add;
 }
 
 std::string rect_str(const int64_t* r) {
@@ -127,7 +135,7 @@ void paste_masks_crops(const TensorView& masks, const TensorView& boxes, const T
           throw ValueError(std::string(kOp) + ": rects[" + std::to_string(k) + "] = " +
                            rect_str(rd + 4 * k) + " does not match the plan of boxes[" +
                            std::to_string(k) + "], " + rect_str(want));
-      total += r.width() * r.height();  // each <= 2^62 and output-sized: no overflow in practice
+      accumulate(&total, r.width() * r.height(), "the sum of the crop areas");
     }
   });
   check_flat("output", output, total, "the sum of the crop areas");
@@ -159,8 +167,9 @@ void paste_masks_rle_counts(const TensorView& crops, const TensorView& rects,
       throw ValueError(std::string(kOp) + ": rects[" + std::to_string(k) + "] = " + rect_str(r) +
                        " is not a rectangle inside the " + std::to_string(p.height) + "x" +
                        std::to_string(p.width) + " image");
-    area += (r[2] - r[0]) * (r[3] - r[1]);
-    cap += paste_masks_rle_capacity(r[2] - r[0], r[3] - r[1]);
+    accumulate(&area, (r[2] - r[0]) * (r[3] - r[1]), "the sum of the crop areas");
+    accumulate(&cap, paste_masks_rle_capacity(r[2] - r[0], r[3] - r[1]),
+               "the sum of the run capacities");
   }
   check_flat("crops", crops, area, "the sum of the crop areas");
   check_output(kOp, "counts", counts);
