@@ -296,3 +296,11 @@ def test_two_processes_match_one_process(tmp_path):
         torch.testing.assert_close(w1[k], w2[k], rtol=1e-5, atol=1e-6)
     # only rank 0 wrote checkpoints and the log
     assert len(ckpt.list_checkpoints(two)) == 1
+
+
+def test_example_configs_load():
+    files = sorted((REPO / "configs").glob("*.yaml"))
+    assert files, "configs/ has example configs"
+    for f in files:
+        cfg = load_config(f)
+        assert cfg.solver.max_iter > 0 and cfg.model.preset
