@@ -101,13 +101,19 @@ class MaskRCNN(nn.Module):
             boxes = scale_boxes(r["boxes"], rs, os_)
             masks = None
             if "mask_probs" in r:
-                if r["mask_probs"].shape[0]:
+                if mask_format == "rle":
+                    masks = []
+                    if r["mask_probs"].shape[0]:
+                        masks = _ops.paste_masks(r["mask_probs"], boxes, os_, mode=paste, threshold=0.5,
+                                                 output="rle")
+                    for rle in masks:
+                        if isinstance(rle["counts"], bytes):
+                            rle["counts"] = rle["counts"].decode("ascii")
+                elif r["mask_probs"].shape[0]:
                     masks = _ops.paste_masks(r["mask_probs"], boxes, os_, mode=paste, threshold=0.5,
                                              output="bitmap")
                 else:
                     masks = torch.zeros((0,) + tuple(os_), dtype=torch.bool)
-                if mask_format == "rle":
-                    masks = masks_to_rle(masks)
             kps = kps_scores = None
             if "keypoints" in r:
                 kps = scale_keypoints(r["keypoints"], rs, os_)
