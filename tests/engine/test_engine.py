@@ -304,3 +304,24 @@ def test_example_configs_load():
     for f in files:
         cfg = load_config(f)
         assert cfg.solver.max_iter > 0 and cfg.model.preset
+
+
+def test_loader_workers_do_not_change_the_run(tmp_path):
+    """Augmentation is seeded per sample, so worker processes load exactly
+    what the main process would."""
+    a = train(_toy_cfg(tmp_path / "a", **{"solver.max_iter": 3, "checkpoint_period": 10}),
+              model=ToyDetector(), train_dataset=ToyDataset())
+    b = train(_toy_cfg(tmp_path / "b", **{"solver.max_iter": 3, "checkpoint_period": 10, "data.num_workers": 2}),
+              model=ToyDetector(), train_dataset=ToyDataset())
+    assert [r["loss"] for r in a.history] == [r["loss"] for r in b.history]
+    assert torch.equal(a.model.conv.weight, b.model.conv.weight)
+
+
+def test_amp_bf16_on_cpu_and_fp16_needs_cuda(tmp_path):
+    res = train(_toy_cfg(tmp_path / "bf16", **{"solver.max_iter": 2, "solver.amp": "bf16"}),
+                model=ToyDetector(), train_dataset=ToyDataset())
+    assert all(np.isfinite(r["loss"]) for r in res.history)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="fp16.*CUDA"):
+            train(_toy_cfg(tmp_path / "fp16", **{"solver.max_iter": 2, "solver.amp": "fp16"}),
+                  model=ToyDetector(), train_dataset=ToyDataset())

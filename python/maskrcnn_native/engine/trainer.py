@@ -343,6 +343,8 @@ def _train(cfg: TrainConfig, info: DistInfo, model, train_dataset, eval_dataset,
 
     optimizer = build_optimizer(model, s.lr, s.momentum, s.weight_decay)
     scheduler = WarmupMultiStepLR(optimizer, s.lr, s.warmup_iters, s.warmup_factor, s.steps, s.gamma)
+    if s.amp == "fp16" and device.type != "cuda":
+        raise ValueError("solver.amp='fp16' needs CUDA; use 'bf16' on CPU")
     scaler = torch.amp.GradScaler("cuda") if s.amp == "fp16" else None
 
     writer = _MetricsWriter(out, info.is_main)
