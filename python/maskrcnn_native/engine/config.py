@@ -51,11 +51,15 @@ class ModelSection:
         (converted with ``mn.Model.from_torchvision``).
     num_classes: including background; ``None`` = taken from the dataset.
     overrides: fields of ``mn.ModelConfig`` that replace the preset's values.
+    init_bn_from_data: when training from scratch (no weights, no checkpoint),
+        set the frozen BatchNorm statistics from a forward pass over a few
+        training images (see engine/bn_init.py).
     """
 
     preset: str = "R18-FPN"
     weights: Optional[str] = None
     num_classes: Optional[int] = None
+    init_bn_from_data: bool = False
     overrides: Dict[str, Any] = field(default_factory=dict)
 
 

@@ -364,8 +364,17 @@ def _train(cfg: TrainConfig, info: DistInfo, model, train_dataset, eval_dataset,
         if info.is_main:
             writer.truncate_after(start_iter)
             log.info("resumed from %s at iteration %d", latest, start_iter)
-    elif info.is_main and writer.path.exists():
-        writer.path.unlink()  # a fresh run starts a fresh log
+    else:
+        if info.is_main and writer.path.exists():
+            writer.path.unlink()  # a fresh run starts a fresh log
+        if cfg.model.init_bn_from_data and not cfg.model.weights:
+            from .bn_init import init_frozen_bn_from_data
+
+            order0 = GlobalOrder(len(train_dataset), cfg.seed)
+            seeded = SeededDataset(train_dataset)
+            n = min(16, len(train_dataset))
+            images = [seeded[(order0[p], order0.sample_seed(p))][0] for p in range(n)]
+            init_frozen_bn_from_data(model, [im.to(device) for im in images])
 
     ddp_model = model
     if info.world_size > 1:
