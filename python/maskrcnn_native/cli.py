@@ -229,9 +229,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     if result.metrics:
         print("evaluation (fractions):")
         print(_fmt_metrics(result.metrics))
-    from .engine.distributed import get_rank
-
-    if get_rank() == 0:
+    if os.environ.get("RANK", "0") == "0":  # the process group is gone by now
         print(f"model written to {Path(cfg.output_dir) / 'model.safetensors'}")
     return 0
 
