@@ -137,7 +137,10 @@ def _to_tensor(img: Any) -> Tensor:
             img = np.repeat(img[..., None], 3, axis=2)
         if img.ndim != 3 or img.shape[2] not in (3, 4):
             raise ValueError(f"predict: expected an HWC array with 3 channels, got shape {img.shape}")
-        t = torch.from_numpy(np.ascontiguousarray(img[..., :3])).permute(2, 0, 1)
+        a = np.ascontiguousarray(img[..., :3])
+        if not a.flags.writeable:
+            a = a.copy()
+        t = torch.from_numpy(a).permute(2, 0, 1)
         if t.dtype == torch.uint8:
             return t.float().div_(255.0)
         return t.float()
