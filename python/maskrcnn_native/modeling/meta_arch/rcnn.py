@@ -89,7 +89,8 @@ class MaskRCNN(nn.Module):
             _, roi_losses = self.roi_heads(feats, proposals, batch.image_sizes, tg)
             losses.update(roi_losses)
             return losses
-        return self._infer(list(images))
+        with torch.inference_mode():
+            return self._infer(list(images))
 
     def _infer(self, images: List[Tensor], paste: str = "aligned", mask_format: str = "bitmap") -> List[Detections]:
         batch, _, orig = self.preprocess(images, None, training=False)
