@@ -16,6 +16,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "common/memory.h"
 #include "common/parallel.h"
 #include "ops/paste_masks/paste_masks_common.h"
 
@@ -189,23 +190,6 @@ void fill_rect(const T* src, int64_t S, Scratch<T>& s, T thr, Out* out, int64_t 
   fill_rect_plain<T, Out>(src, S, s, thr, out, stride, before, after);
 }
 
-// Full-image outputs are large (100 masks of 800x1216 bool: 97 MB) and
-// usually freshly allocated, so first-touch page faults cost more than the
-// pasting. Asking for transparent huge pages on the buffer's 2 MB-aligned
-// interior (a hint, like torch's THP_MEM_ALLOC_ENABLE; contents untouched,
-// failure harmless) cuts the fault count 512-fold.
-void advise_huge_pages(void* data, size_t bytes) {
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  constexpr uintptr_t kHuge = uintptr_t(1) << 21;
-  if (bytes < 4 * kHuge) return;
-  const uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + kHuge - 1) & ~(kHuge - 1);
-  const uintptr_t end = (reinterpret_cast<uintptr_t>(data) + bytes) & ~(kHuge - 1);
-  if (end > begin) (void)madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
-#else
-  (void)data;
-  (void)bytes;
-#endif
-}
 
 // Zero fill of large blocks (the rows above and below a box) with streaming
 // stores: the output is not read back here, so skipping the cache halves the

@@ -18,6 +18,7 @@
 #include <memory>
 #include <vector>
 
+#include "common/memory.h"
 #include "common/parallel.h"
 #include "ops/roi_align/roi_align_common.h"
 
@@ -279,6 +280,7 @@ void roi_align_forward(const TensorView& input, const TensorView& rois,
     if (taps > pixels && C >= 8) {
       scratch.reset(new T[static_cast<size_t>(N * H * W * C)]);
       T* dst = scratch.get();
+      advise_huge_pages(dst, static_cast<size_t>(N * H * W * C) * sizeof(T));
       const T* src = feat;
       parallel_for(0, N * H, 1, [&](int64_t lo, int64_t hi) {
         constexpr int64_t CB = 16;  // channels per pass: one 64-byte line of floats per pixel
@@ -303,6 +305,7 @@ void roi_align_forward(const TensorView& input, const TensorView& rois,
     }
   }
 
+  advise_huge_pages(out, static_cast<size_t>(K * C * PH * PW) * sizeof(T));
   const std::vector<int64_t> order = spatial_order<T>(roi_data, K, p.spatial_scale);
   parallel_for(0, K, 1, [&](int64_t lo, int64_t hi) {
     RoiTables<T> t;
@@ -435,7 +438,9 @@ void roi_align_backward(const TensorView& grad_output, const TensorView& rois,
       scratch.reset(new T[static_cast<size_t>(N * H * W * C)]);
       acc = scratch.get();
       aN = H * W * C; aH = W * C; aW = C;
+      advise_huge_pages(acc, static_cast<size_t>(N * H * W * C) * sizeof(T));
     }
+    advise_huge_pages(gi, static_cast<size_t>(N * H * W * C) * sizeof(T));
     const int64_t threads = get_num_threads();
     int64_t block = (C + 2 * threads - 1) / (2 * threads);
     block = std::max<int64_t>(16, (block + 15) / 16 * 16);
