@@ -26,10 +26,10 @@ DEMO = {
     "preset": "R18-FPN",
     "image_size": 96,
     "train_images": 400,
-    "eval_images": 50,
-    "iters": 400,
+    "eval_images": 100,
+    "iters": 480,
     "batch_size": 4,
-    "lr": 0.05,
+    "lr": 0.03,
     "seed": 0,
     "eval_seed": 1000,
     # a narrow R18-FPN: 64 FPN channels, a small box head, the MLP mask head
