@@ -27,11 +27,11 @@ SIZES = [(240, 320), (300, 420), (352, 288)]
 KW = dict(min_size=320, max_size=512)
 
 
-def _check_boxes(ref, dets, min_fraction=0.99):
+def _check_boxes(ref, dets, min_fraction=0.99, expected=100):
     stats = []
     for r, d in zip(ref, dets):
         n = r["boxes"].shape[0]
-        assert n == 100, "the reference should return 100 detections at score threshold 0"
+        assert n == expected, f"the reference should return {expected} detections at score threshold 0"
         assert len(d) == n
         pairs = match_detections(r["boxes"], r["labels"], d.boxes, d.labels)
         assert len(pairs) >= min_fraction * n, f"only {len(pairs)}/{n} detections matched"
@@ -62,6 +62,7 @@ def test_maskrcnn_parity(mask_pair):
         assert d.masks.dtype == torch.bool and d.masks.shape[1:] == r["masks"].shape[2:]
         for i, j in pairs:
             ious.append(mask_iou(r["masks"][i, 0] > 0.5, d.masks[j]))
+    print(f"\nmask parity: matched {[round(f * 100, 1) for _, f in stats]} %, min mask IoU {min(ious):.4f}")
     assert min(ious) >= 0.99, f"min mask IoU {min(ious):.4f}"
     # the masks are not trivially empty or full
     assert 0 < sum(int(d.masks.sum()) for d in dets) < sum(d.masks.numel() for d in dets)
@@ -87,17 +88,23 @@ def test_parity_detects_a_perturbation(mask_pair):
         _check_boxes(ref[:1], dets)
 
 
+# The keypoint head (8 x conv3x3 512 on 14x14) costs ~3.7 GFLOP per detection, so
+# the test keeps 25 detections per image (every one must match); with
+# KP_DETS = 100 it passes the same way, only slower.
+KP_DETS = 25
+
+
 @pytest.fixture(scope="module")
 def kp_pair():
     torch.manual_seed(0)
     tv = tvd.keypointrcnn_resnet50_fpn(weights=None, weights_backbone=None, box_score_thresh=0.0,
-                                       min_size=320, max_size=512)
+                                       box_detections_per_img=KP_DETS, min_size=320, max_size=512)
     randomize_(tv, seed=3).eval()
     imgs = make_images(SIZES, seed=4)
     with torch.inference_mode():
         ref = tv(imgs)
     model = mn.Model.from_torchvision(tv.state_dict(), arch="keypointrcnn_resnet50_fpn", score_threshold=0.0,
-                                      min_size=320, max_size=512)
+                                      detections_per_image=KP_DETS, min_size=320, max_size=512)
     return tv, model, imgs, ref
 
 
@@ -105,11 +112,12 @@ def test_keypointrcnn_parity(kp_pair):
     tv, model, imgs, ref = kp_pair
     assert model.config.keypoints and not model.config.masks and model.config.num_classes == 2
     dets = model.predict(imgs, batch_size=3)
-    stats = _check_boxes(ref, dets)
+    stats = _check_boxes(ref, dets, expected=KP_DETS)
     errs = []
     for (pairs, _), r, d in zip(stats, ref, dets):
         assert d.keypoints.shape == (len(d), 17, 3)
         i, j = map(list, zip(*pairs))
         errs.append((d.keypoints[j, :, :2] - r["keypoints"][i, :, :2]).abs().max())
     err = max(errs).item()
+    print(f"\nkeypoint parity: matched {[round(f * 100, 1) for _, f in stats]} %, max keypoint error {err:.4f} px")
     assert err <= 0.5, f"keypoint max abs error {err:.3f} px"

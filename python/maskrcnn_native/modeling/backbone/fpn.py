@@ -41,7 +41,7 @@ class FPN(nn.Module):
         for i in range(len(feats) - 2, -1, -1):
             lateral = self.inner_blocks[i](feats[i])
             top = F.interpolate(last, size=lateral.shape[-2:], mode="nearest")
-            last = lateral + top
+            last = lateral.add_(top)
             outs.insert(0, self.layer_blocks[i](last))
         outs.append(F.max_pool2d(outs[-1], 1, 2, 0))
         return outs

@@ -174,7 +174,8 @@ class Model(MaskRCNN):
         """Detect objects in one image or a list of images.
 
         images: a path, PIL image, HWC uint8 ndarray or CHW float tensor in
-          [0, 1], or a list of those (any sizes).
+          [0, 1], or a list of those (any sizes), or a [N, 3, H, W] tensor /
+          [N, H, W, 3] array batch.
         mask_format: "bitmap" (bool Tensor[D, H, W]) or "rle" (COCO RLE dicts).
         paste: "aligned" (continuous box coordinates) or "torchvision"
           (torchvision's integer-box paste, for answer-for-answer parity).
@@ -186,7 +187,11 @@ class Model(MaskRCNN):
             raise ValueError(f"predict: paste must be 'aligned' or 'torchvision', got {paste!r}")
         if batch_size < 1:
             raise ValueError(f"predict: batch_size must be >= 1, got {batch_size}")
-        if not isinstance(images, (list, tuple)):
+        if isinstance(images, Tensor) and images.dim() == 4:
+            images = list(images.unbind(0))  # a [N, 3, H, W] batch
+        elif isinstance(images, np.ndarray) and images.ndim == 4:
+            images = list(images)  # a [N, H, W, 3] batch
+        elif not isinstance(images, (list, tuple)):
             images = [images]
         was_training = self.training
         self.eval()

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..backbone.resnet import make_stage
+from ..backbone.resnet import activation_format, make_stage
 
 
 class TwoMLPHead(nn.Module):
@@ -28,7 +28,7 @@ class TwoMLPHead(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = x.flatten(1)
-        return F.relu(self.fc7(F.relu(self.fc6(x))))
+        return F.relu_(self.fc7(F.relu_(self.fc6(x))))
 
 
 class Res5Head(nn.Module):
@@ -43,7 +43,7 @@ class Res5Head(nn.Module):
         self.out_dim = self.out_channels
 
     def res5_features(self, x: Tensor) -> Tensor:
-        return self.layer4(x.contiguous(memory_format=torch.channels_last))
+        return self.layer4(x.contiguous(memory_format=activation_format()))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.res5_features(x).mean(dim=(2, 3))
@@ -84,8 +84,8 @@ class MaskHeadFCN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         for conv in self.convs:
-            x = F.relu(conv(x))
-        return self.mask_fcn_logits(F.relu(self.conv5_mask(x)))
+            x = F.relu_(conv(x))
+        return self.mask_fcn_logits(F.relu_(self.conv5_mask(x)))
 
 
 class MaskHeadMLP(nn.Module):
@@ -100,7 +100,7 @@ class MaskHeadMLP(nn.Module):
         self.resolution = resolution
 
     def forward(self, x: Tensor) -> Tensor:
-        x = F.relu(self.fc2(F.relu(self.fc1(x.flatten(1)))))
+        x = F.relu_(self.fc2(F.relu_(self.fc1(x.flatten(1)))))
         m = self.resolution
         return self.fc_logits(x).view(-1, self.num_outputs, m, m)
 
@@ -125,7 +125,7 @@ class KeypointHead(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         for conv in self.convs:
-            x = F.relu(conv(x))
+            x = F.relu_(conv(x))
         x = self.kps_score_lowres(x)
         return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False,
                              recompute_scale_factor=False)

@@ -61,8 +61,9 @@ class MultiScalePooler(nn.Module):
             return self._pool(features[0], rois, self.scales[0])
         levels = assign_levels(cat, self.k_min, self.k_max)
         c = features[0].shape[1]
-        out = features[0].new_zeros((rois.shape[0], c) + self.output_size).contiguous(
-            memory_format=torch.channels_last)
+        fmt = torch.channels_last if features[0].is_contiguous(memory_format=torch.channels_last) \
+            else torch.contiguous_format
+        out = features[0].new_zeros((rois.shape[0], c) + self.output_size).contiguous(memory_format=fmt)
         for lvl, feat in enumerate(features):
             sel = torch.where(levels == lvl)[0]
             if sel.numel() == 0:
