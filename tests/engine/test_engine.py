@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 import torch
 
+import maskrcnn_native as mn
+
 from maskrcnn_native.engine import (
     ConfigError,
     NonFiniteLossError,
@@ -35,7 +37,10 @@ from toy import ToyDataset, ToyDetector  # noqa: E402
 
 def _env():
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "python"), env.get("PYTHONPATH", "")])
+    # Subprocesses import the same maskrcnn_native as this process: the
+    # installed package in CI, the working tree (PYTHONPATH=python) in development.
+    pkg_parent = str(Path(mn.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([pkg_parent, env.get("PYTHONPATH", "")])
     env["OMP_NUM_THREADS"] = "1"
     env["MKL_NUM_THREADS"] = "1"
     return env
