@@ -53,7 +53,20 @@ def _targets(sizes, num_classes, keypoints=False, seed=0):
     return out
 
 
-def _compare(tv, model, imgs, targets):
+@pytest.fixture(params=["nchw", "channels_last"])
+def layout(request):
+    """Both training layouts. torchvision runs in the same layout (its weights
+    converted): with random weights loss_classifier moves by ~0.4% between
+    layouts on either implementation (float summation order), so each layout
+    is compared with torchvision in that layout."""
+    mn.modeling.set_training_memory_format(request.param)
+    yield request.param
+    mn.modeling.set_training_memory_format(None)
+
+
+def _compare(tv, model, imgs, targets, layout="nchw", tv_layout_ok=True, rtol=2e-3):
+    if layout == "channels_last" and tv_layout_ok:
+        tv = tv.to(memory_format=torch.channels_last)
     tv.train()
     model.train()
     torch.manual_seed(123)
@@ -62,11 +75,11 @@ def _compare(tv, model, imgs, targets):
     got = model(imgs, [dict(t) for t in targets])
     assert set(ref) == set(got)
     for k in ref:
-        torch.testing.assert_close(got[k], ref[k], rtol=2e-3, atol=1e-5, msg=lambda m: f"{k}: {m}")
+        torch.testing.assert_close(got[k], ref[k], rtol=rtol, atol=1e-5, msg=lambda m: f"{k}: {m}")
     return ref, got
 
 
-def test_maskrcnn_losses_match_torchvision():
+def test_maskrcnn_losses_match_torchvision(layout):
     torch.manual_seed(0)
     body = tv_models.resnet50(weights=None, norm_layer=FrozenBatchNorm2d)
     tv = MaskRCNN(_resnet_fpn_extractor(body, 3), num_classes=5, **KW)
@@ -74,7 +87,7 @@ def test_maskrcnn_losses_match_torchvision():
     model = mn.Model.from_torchvision(tv.state_dict(), **KW)
     sizes = [(200, 260), (240, 200)]
     imgs = make_images(sizes, seed=6)
-    ref, got = _compare(tv, model, imgs, _targets(sizes, 5))
+    ref, got = _compare(tv, model, imgs, _targets(sizes, 5), layout)
     assert all(v.detach().item() > 0 for v in got.values())
     # gradients flow to the trainable trunk, not to frozen stages
     sum(got.values()).backward()
@@ -82,7 +95,7 @@ def test_maskrcnn_losses_match_torchvision():
     assert model.backbone.body.layer1[0].conv1.weight.grad is None
 
 
-def test_keypointrcnn_losses_match_torchvision():
+def test_keypointrcnn_losses_match_torchvision(layout):
     torch.manual_seed(0)
     body = tv_models.resnet50(weights=None, norm_layer=FrozenBatchNorm2d)
     tv = KeypointRCNN(_resnet_fpn_extractor(body, 3), num_classes=2, **KW)
@@ -90,4 +103,6 @@ def test_keypointrcnn_losses_match_torchvision():
     model = mn.Model.from_torchvision(tv.state_dict(), arch="keypointrcnn_resnet50_fpn", **KW)
     sizes = [(200, 260), (240, 200)]
     imgs = make_images(sizes, seed=8)
-    _compare(tv, model, imgs, _targets(sizes, 2, keypoints=True))
+    # torchvision's keypoint loss cannot run channels_last (a .view() on the
+    # heatmaps raises), so torchvision stays NCHW here; the tolerance still holds.
+    _compare(tv, model, imgs, _targets(sizes, 2, keypoints=True), layout, tv_layout_ok=False)

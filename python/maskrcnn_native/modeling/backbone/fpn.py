@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .resnet import ResNet
+from .resnet import ResNet, conv2d
 
 
 class FPN(nn.Module):
@@ -36,10 +36,14 @@ class FPN(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, feats: List[Tensor]) -> List[Tensor]:
-        last = self.inner_blocks[-1](feats[-1])
+        def lateral_conv(i: int, x: Tensor) -> Tensor:
+            blk = self.inner_blocks[i]
+            return conv2d(x, blk.weight, blk.bias, blk)
+
+        last = lateral_conv(len(feats) - 1, feats[-1])
         outs = [self.layer_blocks[-1](last)]
         for i in range(len(feats) - 2, -1, -1):
-            lateral = self.inner_blocks[i](feats[i])
+            lateral = lateral_conv(i, feats[i])
             top = F.interpolate(last, size=lateral.shape[-2:], mode="nearest")
             last = lateral.add_(top)
             outs.insert(0, self.layer_blocks[i](last))
