@@ -41,6 +41,8 @@ def init_frozen_bn_from_data(model: torch.nn.Module, images: Sequence[torch.Tens
     seen = set()
 
     def calibrating_conv_bn(x, conv, bn):
+        if not isinstance(bn, R.FrozenBatchNorm2d):  # trainable norms compute their own statistics
+            return original(x, conv, bn)
         z = F.conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
         if id(bn) not in seen:
             seen.add(id(bn))

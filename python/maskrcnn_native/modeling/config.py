@@ -39,7 +39,11 @@ class ModelConfig:
       arch: "fpn" (P2-P5 + P6 max-pool for the RPN) or "c4" (res2-res4 trunk,
         res5 as the RoI head, single stride-16 feature map).
       trainable_layers: how many ResNet stages are trained (0-5, torchvision's
-        convention: 3 = layer2..layer4). BatchNorm is always frozen.
+        convention: 3 = layer2..layer4).
+      norm: the trunk's normalisation. "frozen_bn" (default; fixed statistics,
+        for pretrained / torchvision weights), "bn" (BatchNorm trained with
+        batch statistics, folded into the convs at inference; for training
+        from scratch) or "gn" (GroupNorm). Norms of frozen stages stay fixed.
       pretrained_backbone: accepted for API compatibility; must be False because
         this package never downloads anything (load weights with
         ``Model.from_torchvision`` instead).
@@ -69,6 +73,8 @@ class ModelConfig:
       box_positive_fraction: 0.25 (1:3). box_fg_iou / box_bg_iou: 0.5.
       box_reg_weights: (10, 10, 5, 5).
       mask_head: "fcn" (4 x conv3x3 + deconv) | "mlp" (fc1024-fc1024-fc m^2).
+      mask_head_dim: width of the mask head (conv channels / fc units);
+        None = the paper's (FCN 256, MLP 1024).
       class_agnostic_masks: predict one mask instead of one per class.
       mask_loss: "sigmoid" (per-pixel BCE on the GT class, the paper's choice)
         | "softmax" (per-pixel multinomial over classes).
@@ -85,6 +91,7 @@ class ModelConfig:
     arch: str = "fpn"
     num_classes: int = 91
     trainable_layers: int = 3
+    norm: str = "frozen_bn"
     pretrained_backbone: bool = False
     fpn_channels: int = 256
 
@@ -120,6 +127,7 @@ class ModelConfig:
 
     masks: bool = True
     mask_head: str = "fcn"
+    mask_head_dim: Optional[int] = None
     class_agnostic_masks: bool = False
     mask_loss: str = "sigmoid"
     mask_resolution: int = 28
@@ -134,12 +142,16 @@ class ModelConfig:
     def __post_init__(self):
         if self.backbone not in _BACKBONES:
             raise ValueError(f"ModelConfig: backbone must be one of {sorted(_BACKBONES)}, got {self.backbone!r}")
+        if self.norm not in ("frozen_bn", "bn", "gn"):
+            raise ValueError(f"ModelConfig: norm must be 'frozen_bn', 'bn' or 'gn', got {self.norm!r}")
         if self.arch not in ("fpn", "c4"):
             raise ValueError(f"ModelConfig: arch must be 'fpn' or 'c4', got {self.arch!r}")
         if self.pooler not in ("roi_align", "roi_pool", "roi_warp"):
             raise ValueError(f"ModelConfig: pooler must be 'roi_align', 'roi_pool' or 'roi_warp', got {self.pooler!r}")
         if self.mask_head not in ("fcn", "mlp"):
             raise ValueError(f"ModelConfig: mask_head must be 'fcn' or 'mlp', got {self.mask_head!r}")
+        if self.mask_head_dim is not None and int(self.mask_head_dim) < 1:
+            raise ValueError(f"ModelConfig: mask_head_dim must be a positive int or None, got {self.mask_head_dim}")
         if self.mask_loss not in ("sigmoid", "softmax"):
             raise ValueError(f"ModelConfig: mask_loss must be 'sigmoid' or 'softmax', got {self.mask_loss!r}")
         if self.mask_loss == "softmax" and self.class_agnostic_masks:

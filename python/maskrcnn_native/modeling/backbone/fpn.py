@@ -61,7 +61,8 @@ class ResNetFPN(nn.Module):
 
     def __init__(self, cfg):
         super().__init__()
-        self.body = ResNet(cfg.block, cfg.stage_depths, cfg.groups, cfg.width_per_group, cfg.trainable_layers)
+        self.body = ResNet(cfg.block, cfg.stage_depths, cfg.groups, cfg.width_per_group, cfg.trainable_layers,
+                           norm=cfg.norm)
         chans = [self.body.out_channels[f"res{i}"] for i in range(2, 6)]
         self.fpn = FPN(chans, cfg.fpn_channels)
         self.out_channels = cfg.fpn_channels
@@ -84,7 +85,7 @@ class ResNetC4(nn.Module):
         # trainable_layers counts stages from layer4 down, as for FPN; layer4
         # (res5) is in the RoI head and always trained.
         self.body = ResNet(cfg.block, cfg.stage_depths, cfg.groups, cfg.width_per_group,
-                           cfg.trainable_layers, return_stages=("res4",), include_layer4=False)
+                           cfg.trainable_layers, return_stages=("res4",), include_layer4=False, norm=cfg.norm)
         self.out_channels = self.body.out_channels["res4"]
 
     def forward(self, x: Tensor) -> Dict[str, Tensor]:

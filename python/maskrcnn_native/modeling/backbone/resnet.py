@@ -42,8 +42,7 @@ class FrozenBatchNorm2d(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def scale_shift(self) -> Tuple[Tensor, Tensor]:
-        scale = self.weight * (self.running_var + self.eps).rsqrt()
-        return scale, self.bias - self.running_mean * scale
+        return _scale_shift(self)
 
     def forward(self, x: Tensor) -> Tensor:
         scale, shift = self.scale_shift()
@@ -102,19 +101,53 @@ def activation_format() -> torch.memory_format:
     return training_memory_format() if torch.is_grad_enabled() else torch.channels_last
 
 
-def _param_key(conv: nn.Conv2d, bn: FrozenBatchNorm2d):
+NORMS = ("frozen_bn", "bn", "gn")
+
+
+def make_norm(norm: str, channels: int) -> nn.Module:
+    """The normalisation after each trunk convolution.
+
+    "frozen_bn": fixed statistics and affine (fine-tuning pretrained weights;
+    torchvision's layout). "bn": BatchNorm2d trained with batch statistics
+    (training from scratch; folded into the conv at inference like frozen
+    BN). "gn": GroupNorm with 32 groups (or fewer when ``channels`` is small),
+    the batch-independent choice of He et al., "Rethinking ImageNet
+    Pre-training" (2019)."""
+    if norm == "frozen_bn":
+        return FrozenBatchNorm2d(channels)
+    if norm == "bn":
+        return nn.BatchNorm2d(channels)
+    if norm == "gn":
+        groups = 32
+        while channels % groups:
+            groups //= 2
+        return nn.GroupNorm(groups, channels)
+    raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+
+
+def _scale_shift(bn: nn.Module) -> Tuple[Tensor, Tensor]:
+    """Affine map of a frozen or eval-mode BatchNorm: y = x * scale + shift."""
+    scale = bn.weight * (bn.running_var + bn.eps).rsqrt()
+    return scale, bn.bias - bn.running_mean * scale
+
+
+def _param_key(conv: nn.Conv2d, bn: nn.Module):
     ts = (conv.weight, bn.weight, bn.bias, bn.running_mean, bn.running_var)
     return tuple((t.data_ptr(), t._version) for t in ts)
 
 
-def conv_bn(x: Tensor, conv: nn.Conv2d, bn: FrozenBatchNorm2d) -> Tensor:
-    """conv(x) followed by frozen BN, computed as one convolution with folded weights."""
-    if not torch.is_grad_enabled() or not conv.weight.requires_grad:
+def conv_bn(x: Tensor, conv: nn.Conv2d, bn: nn.Module) -> Tensor:
+    """conv(x) followed by its norm. Frozen BN, and BatchNorm in eval mode, run
+    as one convolution with folded weights; BatchNorm in training mode and
+    GroupNorm run after the convolution."""
+    if isinstance(bn, nn.GroupNorm) or (isinstance(bn, nn.BatchNorm2d) and bn.training):
+        return bn(conv2d(x, conv.weight, conv.bias, conv))
+    if not torch.is_grad_enabled() or not (conv.weight.requires_grad or bn.weight.requires_grad):
         key = _param_key(conv, bn)
         cache = getattr(conv, "_mn_folded", None)
         if cache is None or cache[0] != key:
             with torch.no_grad():
-                scale, shift = bn.scale_shift()
+                scale, shift = _scale_shift(bn)
                 # memory format follows the input's (a channels_last weight would force channels_last)
                 w = conv.weight * scale.view(-1, 1, 1, 1)
                 cache = (key, w, shift.clone())
@@ -122,7 +155,7 @@ def conv_bn(x: Tensor, conv: nn.Conv2d, bn: FrozenBatchNorm2d) -> Tensor:
             object.__setattr__(conv, "_mn_folded", cache)
         w, b = cache[1], cache[2]
     else:
-        scale, shift = bn.scale_shift()
+        scale, shift = _scale_shift(bn)
         w, b = conv.weight * scale.view(-1, 1, 1, 1), shift
     return conv2d(x, w, b, conv)
 
@@ -150,16 +183,17 @@ def conv2d(x: Tensor, weight: Tensor, bias: Optional[Tensor], conv: nn.Conv2d) -
 class BasicBlock(nn.Module):
     expansion = 1
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, groups: int = 1, base_width: int = 64):
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, groups: int = 1, base_width: int = 64,
+                 norm: str = "frozen_bn"):
         super().__init__()
         self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
-        self.bn1 = FrozenBatchNorm2d(planes)
+        self.bn1 = make_norm(norm, planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = FrozenBatchNorm2d(planes)
+        self.bn2 = make_norm(norm, planes)
         self.downsample = None
         if stride != 1 or inplanes != planes:
             self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False),
-                                            FrozenBatchNorm2d(planes))
+                                            make_norm(norm, planes))
 
     def forward(self, x: Tensor) -> Tensor:
         out = F.relu_(conv_bn(x, self.conv1, self.bn1))
@@ -173,19 +207,20 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, groups: int = 1, base_width: int = 64):
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, groups: int = 1, base_width: int = 64,
+                 norm: str = "frozen_bn"):
         super().__init__()
         width = int(planes * (base_width / 64.0)) * groups
         self.conv1 = nn.Conv2d(inplanes, width, 1, bias=False)
-        self.bn1 = FrozenBatchNorm2d(width)
+        self.bn1 = make_norm(norm, width)
         self.conv2 = nn.Conv2d(width, width, 3, stride, 1, groups=groups, bias=False)
-        self.bn2 = FrozenBatchNorm2d(width)
+        self.bn2 = make_norm(norm, width)
         self.conv3 = nn.Conv2d(width, planes * 4, 1, bias=False)
-        self.bn3 = FrozenBatchNorm2d(planes * 4)
+        self.bn3 = make_norm(norm, planes * 4)
         self.downsample = None
         if stride != 1 or inplanes != planes * 4:
             self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes * 4, 1, stride, bias=False),
-                                            FrozenBatchNorm2d(planes * 4))
+                                            make_norm(norm, planes * 4))
 
     def forward(self, x: Tensor) -> Tensor:
         out = F.relu_(conv_bn(x, self.conv1, self.bn1))
@@ -209,12 +244,12 @@ class ResNet(nn.Module):
 
     def __init__(self, block: str, depths, groups: int = 1, width_per_group: int = 64,
                  trainable_layers: int = 3, return_stages=("res2", "res3", "res4", "res5"),
-                 include_layer4: bool = True):
+                 include_layer4: bool = True, norm: str = "frozen_bn"):
         super().__init__()
         blk = Bottleneck if block == "bottleneck" else BasicBlock
         self.return_stages = tuple(return_stages)
         self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
-        self.bn1 = FrozenBatchNorm2d(64)
+        self.bn1 = make_norm(norm, 64)
         inplanes = 64
         self.out_channels: Dict[str, int] = {}
         nstages = 4 if include_layer4 else 3
@@ -223,19 +258,32 @@ class ResNet(nn.Module):
             layers = []
             for j in range(depths[i]):
                 stride = 2 if (j == 0 and i > 0) else 1
-                layers.append(blk(inplanes, planes, stride, groups, width_per_group))
+                layers.append(blk(inplanes, planes, stride, groups, width_per_group, norm))
                 inplanes = planes * blk.expansion
             setattr(self, f"layer{i + 1}", nn.Sequential(*layers))
             self.out_channels[f"res{i + 2}"] = inplanes
         self.num_stages = nstages
         # freeze: torchvision order ['layer4', 'layer3', 'layer2', 'layer1', 'conv1']
         trainable = ["layer4", "layer3", "layer2", "layer1", "conv1"][:trainable_layers]
+        if "conv1" in trainable:
+            trainable.append("bn1.")  # the stem's norm trains with the stem (a trainable norm only)
         for name, p in self.named_parameters():
             if not any(name.startswith(t) for t in trainable):
                 p.requires_grad_(False)
+        # BatchNorm of frozen stages keeps its statistics: it stays in eval mode (see train()).
+        self._frozen_norms = [m for name, m in self.named_modules() if isinstance(m, nn.BatchNorm2d)
+                              and not any(name.startswith(t.rstrip(".")) for t in trainable)]
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        if norm != "frozen_bn":
+            _zero_init_residuals(self)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for m in self._frozen_norms:
+            m.eval()
+        return self
 
     def forward(self, x: Tensor) -> Dict[str, Tensor]:
         # Frozen stages that autograd does not record (the stem and layer1 with
@@ -261,15 +309,28 @@ class ResNet(nn.Module):
         return out
 
 
+def _zero_init_residuals(module: nn.Module) -> None:
+    """Trainable norms start each residual branch at zero (the last norm's
+    scale = 0; Goyal et al. 2017), so a from-scratch trunk begins as a stack
+    of identities instead of amplifying its input block after block."""
+    for m in module.modules():
+        last = m.bn3 if isinstance(m, Bottleneck) else m.bn2 if isinstance(m, BasicBlock) else None
+        if last is not None and getattr(last, "weight", None) is not None:
+            nn.init.zeros_(last.weight)
+
+
 def make_stage(block: str, depth: int, inplanes: int, planes: int, stride: int, groups: int,
-               width_per_group: int) -> nn.Sequential:
+               width_per_group: int, norm: str = "frozen_bn") -> nn.Sequential:
     """One ResNet stage (used as the C4 RoI head = res5)."""
     blk = Bottleneck if block == "bottleneck" else BasicBlock
     layers = []
     for j in range(depth):
-        layers.append(blk(inplanes, planes, stride if j == 0 else 1, groups, width_per_group))
+        layers.append(blk(inplanes, planes, stride if j == 0 else 1, groups, width_per_group, norm))
         inplanes = planes * blk.expansion
-    for m in nn.Sequential(*layers).modules():
+    stage = nn.Sequential(*layers)
+    for m in stage.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-    return nn.Sequential(*layers)
+    if norm != "frozen_bn":
+        _zero_init_residuals(stage)
+    return stage

@@ -38,7 +38,7 @@ class Res5Head(nn.Module):
     def __init__(self, cfg, in_channels: int):
         super().__init__()
         d = cfg.stage_depths[3]
-        self.layer4 = make_stage(cfg.block, d, in_channels, 512, 2, cfg.groups, cfg.width_per_group)
+        self.layer4 = make_stage(cfg.block, d, in_channels, 512, 2, cfg.groups, cfg.width_per_group, cfg.norm)
         self.out_channels = 512 * (4 if cfg.block == "bottleneck" else 1)
         self.out_dim = self.out_channels
 

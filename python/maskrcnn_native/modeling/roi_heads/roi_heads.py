@@ -111,11 +111,11 @@ class RoIHeads(nn.Module):
             self.mask_pooler = MultiScalePooler(14, strides, cfg.pooler_sampling_ratio, cfg.pooler,
                                                 cfg.pooler_aligned)
             if cfg.mask_head == "mlp":
-                self.mask_head = MaskHeadMLP(in_channels * 14 * 14, k, cfg.mask_resolution)
+                self.mask_head = MaskHeadMLP(in_channels * 14 * 14, k, cfg.mask_resolution, cfg.mask_head_dim or 1024)
             elif c4:
-                self.mask_head = MaskHeadFCN(self.box_head.out_channels, k, num_convs=0)
+                self.mask_head = MaskHeadFCN(self.box_head.out_channels, k, num_convs=0, dim=cfg.mask_head_dim or 256)
             else:
-                self.mask_head = MaskHeadFCN(in_channels, k, num_convs=4)
+                self.mask_head = MaskHeadFCN(in_channels, k, num_convs=4, dim=cfg.mask_head_dim or 256)
         self.keypoint_head = None
         if cfg.keypoints:
             self.keypoint_pooler = MultiScalePooler(14, strides, cfg.pooler_sampling_ratio, cfg.pooler,
