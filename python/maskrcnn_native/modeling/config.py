@@ -85,6 +85,7 @@ class ModelConfig:
 
     Keypoints
       keypoints: add the keypoint head. num_keypoints: 17 for COCO.
+      keypoint_head_dim: channels of its 8 convolutions (the paper's 512).
     """
 
     backbone: str = "resnet50"
@@ -138,6 +139,7 @@ class ModelConfig:
 
     keypoints: bool = False
     num_keypoints: int = 17
+    keypoint_head_dim: int = 512
 
     def __post_init__(self):
         if self.backbone not in _BACKBONES:
@@ -150,6 +152,8 @@ class ModelConfig:
             raise ValueError(f"ModelConfig: pooler must be 'roi_align', 'roi_pool' or 'roi_warp', got {self.pooler!r}")
         if self.mask_head not in ("fcn", "mlp"):
             raise ValueError(f"ModelConfig: mask_head must be 'fcn' or 'mlp', got {self.mask_head!r}")
+        if int(self.keypoint_head_dim) < 1:
+            raise ValueError(f"ModelConfig: keypoint_head_dim must be a positive int, got {self.keypoint_head_dim}")
         if self.mask_head_dim is not None and int(self.mask_head_dim) < 1:
             raise ValueError(f"ModelConfig: mask_head_dim must be a positive int or None, got {self.mask_head_dim}")
         if self.mask_loss not in ("sigmoid", "softmax"):

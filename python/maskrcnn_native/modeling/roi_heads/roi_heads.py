@@ -121,7 +121,7 @@ class RoIHeads(nn.Module):
             self.keypoint_pooler = MultiScalePooler(14, strides, cfg.pooler_sampling_ratio, cfg.pooler,
                                                     cfg.pooler_aligned)
             kin = in_channels
-            self.keypoint_head = KeypointHead(kin, cfg.num_keypoints)
+            self.keypoint_head = KeypointHead(kin, cfg.num_keypoints, dim=cfg.keypoint_head_dim)
 
     # ------------------------------------------------------------- helpers
     def _feats(self, features: Dict[str, Tensor]) -> List[Tensor]:
