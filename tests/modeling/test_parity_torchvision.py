@@ -88,10 +88,9 @@ def test_parity_detects_a_perturbation(mask_pair):
         _check_boxes(ref[:1], dets)
 
 
-# The keypoint head (8 x conv3x3 512 on 14x14) costs ~3.7 GFLOP per detection, so
-# the test keeps 25 detections per image (every one must match); with
-# KP_DETS = 100 it passes the same way, only slower.
-KP_DETS = 25
+# The keypoint head (8 x conv3x3 512 on 14x14) costs ~3.7 GMAC per detection;
+# the 100 detections per image take a few seconds on the project machine.
+KP_DETS = 100
 
 
 @pytest.fixture(scope="module")
