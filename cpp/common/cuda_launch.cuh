@@ -1,0 +1,95 @@
+// Device side of cuda_grid.h: launches the per-thread functors as kernels on
+// the current call's stream, scratch memory ordered on that stream, device
+// guard and error translation (CUDA errors -> RuntimeError naming the op).
+// Only included by .cu files.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "common/cuda_grid.h"
+#include "common/cuda_runtime.h"
+
+namespace mn {
+namespace cuda {
+
+inline void check(cudaError_t e, const char* op, const char* what) {
+  if (e != cudaSuccess)
+    throw std::runtime_error(std::string(op) + ": CUDA error in " + what + ": " +
+                             cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")");
+}
+
+inline cudaStream_t stream() { return static_cast<cudaStream_t>(current_stream()); }
+
+template <typename F>
+__global__ void kernel_1d(F f) {
+  f(GridThread{static_cast<int64_t>(blockIdx.x), static_cast<int64_t>(threadIdx.x),
+               static_cast<int64_t>(blockDim.x), static_cast<int64_t>(gridDim.x)});
+}
+
+template <typename F>
+void launch(const Launch& l, const F& f, const char* op) {
+  if (l.blocks <= 0 || l.threads <= 0) return;
+  kernel_1d<F><<<static_cast<unsigned>(l.blocks), static_cast<unsigned>(l.threads), 0, stream()>>>(f);
+  check(cudaGetLastError(), op, "kernel launch");
+}
+
+template <typename F>
+__global__ void kernel_phased(F f) {
+  __shared__ typename F::Shared s;
+  const GridThread t{static_cast<int64_t>(blockIdx.x), static_cast<int64_t>(threadIdx.x),
+                     static_cast<int64_t>(blockDim.x), static_cast<int64_t>(gridDim.x)};
+  for (int p = 0; p < F::kPhases; ++p) {
+    f.phase(p, t, s);
+    __syncthreads();
+  }
+}
+
+template <typename F>
+void launch_phased(const Launch& l, const F& f, const char* op) {
+  if (l.blocks <= 0 || l.threads <= 0) return;
+  kernel_phased<F><<<static_cast<unsigned>(l.blocks), static_cast<unsigned>(l.threads), 0, stream()>>>(f);
+  check(cudaGetLastError(), op, "kernel launch");
+}
+
+// Makes the tensors' device current for the call; restores the caller's.
+class DeviceGuard {
+ public:
+  DeviceGuard(int device, const char* op) {
+    check(cudaGetDevice(&prev_), op, "cudaGetDevice");
+    if (prev_ != device) check(cudaSetDevice(device), op, "cudaSetDevice");
+    changed_ = prev_ != device;
+  }
+  ~DeviceGuard() {
+    if (changed_) (void)cudaSetDevice(prev_);
+  }
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int prev_ = 0;
+  bool changed_ = false;
+};
+
+// Scratch memory allocated and freed in stream order (no synchronisation).
+template <typename T>
+class DeviceBuffer {
+ public:
+  DeviceBuffer(size_t n, const char* op) {
+    check(cudaMallocAsync(reinterpret_cast<void**>(&p_), (n ? n : 1) * sizeof(T), stream()), op,
+          "cudaMallocAsync");
+  }
+  ~DeviceBuffer() {
+    if (p_) (void)cudaFreeAsync(p_, stream());
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  T* get() const { return p_; }
+
+ private:
+  T* p_ = nullptr;
+};
+
+}  // namespace cuda
+}  // namespace mn
