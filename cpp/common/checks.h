@@ -66,7 +66,7 @@ inline bool on_cuda(const TensorView& t) { return t.device == DeviceType::CUDA; 
 
 // Thrown by <op>.cpp for a CUDA tensor when the build has no CUDA kernels
 // (check_cpu rejects those earlier; this keeps dispatch total).
-inline void no_cuda_kernels(const char* op) {
+[[noreturn]] inline void no_cuda_kernels(const char* op) {
   throw ValueError(std::string(op) + ": this build has no CUDA kernels");
 }
 

@@ -8,7 +8,10 @@
 // Kernels with shared memory and barriers are split into phases (see
 // emulate_phased): each phase runs for all threads of a block before the next.
 #pragma once
+#include <algorithm>
 #include <cstdint>
+#include <numeric>
+#include <vector>
 
 #include "common/host_device.h"
 
@@ -50,5 +53,42 @@ void emulate_phased(const Launch& l, const F& f) {
       for (int64_t t = 0; t < l.threads; ++t) f.phase(p, GridThread{b, t, l.threads, l.blocks}, s);
   }
 }
+
+// Host executor: what the op orchestration in <op>_kernels.h calls to launch
+// functors, allocate scratch and sort, run in plain host loops. CudaExec
+// (cuda_launch.cuh) is the device twin; the same orchestration code runs on
+// either, so the emulation covers the launch configurations and buffer sizes.
+struct HostExec {
+  template <typename T>
+  class Buffer {
+   public:
+    Buffer(size_t n, const char*) : v_(n ? n : 1) {}
+    T* get() { return v_.data(); }
+
+   private:
+    std::vector<T> v_;
+  };
+  template <typename F>
+  void launch(const Launch& l, const F& f, const char*) { emulate(l, f); }
+  template <typename F>
+  void launch_phased(const Launch& l, const F& f, const char*) { emulate_phased(l, f); }
+  // Stable ascending sort of (key, value) pairs (CUB's radix sort on the device).
+  template <typename K>
+  void sort_pairs(const K* keys_in, K* keys_out, const int64_t* vals_in, int64_t* vals_out,
+                  int64_t n, const char*) {
+    std::vector<int64_t> idx(static_cast<size_t>(n));
+    std::iota(idx.begin(), idx.end(), int64_t(0));
+    std::stable_sort(idx.begin(), idx.end(),
+                     [&](int64_t a, int64_t b) { return keys_in[a] < keys_in[b]; });
+    for (int64_t i = 0; i < n; ++i) {
+      keys_out[i] = keys_in[idx[i]];
+      vals_out[i] = vals_in[idx[i]];
+    }
+  }
+  int64_t read_count(const int64_t* p, const char*) { return *p; }
+  // A single-block kernel with barriers inside a loop: F::run_host emulates it.
+  template <typename F>
+  void launch_block(int64_t threads, const F& f, const char*) { f.run_host(threads); }
+};
 
 }  // namespace mn

@@ -91,5 +91,37 @@ class DeviceBuffer {
   T* p_ = nullptr;
 };
 
+template <typename F>
+__global__ void kernel_block(F f) {
+  f.run_device();
+}
+
+// Device executor (see HostExec in cuda_grid.h).
+struct CudaExec {
+  template <typename T>
+  using Buffer = DeviceBuffer<T>;
+  template <typename F>
+  void launch(const Launch& l, const F& f, const char* op) { cuda::launch(l, f, op); }
+  template <typename F>
+  void launch_phased(const Launch& l, const F& f, const char* op) { cuda::launch_phased(l, f, op); }
+  template <typename F>
+  void launch_block(int64_t threads, const F& f, const char* op) {
+    kernel_block<F><<<1, static_cast<unsigned>(threads), 0, stream()>>>(f);
+    check(cudaGetLastError(), op, "kernel launch");
+  }
+  // Stable radix sort (CUB); defined in nms_cuda.cu, its only user.
+  template <typename K>
+  void sort_pairs(const K* keys_in, K* keys_out, const int64_t* vals_in, int64_t* vals_out,
+                  int64_t n, const char* op);
+  // One value back to the host: the only synchronise, on the call's stream.
+  int64_t read_count(const int64_t* p, const char* op) {
+    int64_t v = 0;
+    check(cudaMemcpyAsync(&v, p, sizeof(int64_t), cudaMemcpyDeviceToHost, stream()), op,
+          "device-to-host copy of a count");
+    check(cudaStreamSynchronize(stream()), op, "stream synchronise for a count");
+    return v;
+  }
+};
+
 }  // namespace cuda
 }  // namespace mn

@@ -19,6 +19,8 @@
 #include <cstdint>
 
 #include "common/cuda_grid.h"
+#include "common/tensor_view.h"
+#include "ops/roi_align/roi_align.h"
 #include "ops/roi_align/roi_align_common.h"
 
 namespace mn {
@@ -274,6 +276,52 @@ inline int64_t backward_tile(int64_t N, int64_t H, int64_t W, int64_t K) {
              double(int64_t(1) << 26))
     ts *= 2;
   return ts;
+}
+
+inline Strides4 strides4(const TensorView& t) {
+  return {t.stride(0), t.stride(1), t.stride(2), t.stride(3)};
+}
+
+inline bool cl_order(const TensorView& t) { return t.is_channels_last() && !t.is_contiguous(); }
+
+// The launches of one call (validated arguments), on a CUDA device
+// (CudaExec) or emulated on the host (HostExec).
+template <typename T, class Exec>
+void forward_run(Exec& ex, const TensorView& input, const TensorView& rois,
+                 const TensorView& output, const RoiAlignParams& p, const char* op) {
+  const int64_t total = output.numel();
+  if (total == 0) return;
+  RoiAlignForward<T> f{input.ptr<T>(), strides4(input), input.size(0), input.size(1),
+                       input.size(2), input.size(3), rois.ptr<T>(), rois.size(0),
+                       output.ptr<T>(), strides4(output), cl_order(output),
+                       static_cast<T>(p.spatial_scale), p.pooled_h, p.pooled_w,
+                       p.sampling_ratio, p.aligned, p.quantize};
+  ex.launch(launch_1d(total), f, op);
+}
+
+template <typename T, class Exec>
+void backward_run(Exec& ex, const TensorView& grad_output, const TensorView& rois,
+                  const TensorView& grad_input, const RoiAlignParams& p, const char* op) {
+  const int64_t N = grad_input.size(0), C = grad_input.size(1), H = grad_input.size(2),
+                W = grad_input.size(3), K = rois.size(0);
+  if (grad_input.numel() == 0) return;
+  const int64_t ts = backward_tile(N, H, W, K);
+  const int64_t tiles = N * ((H + ts - 1) / ts) * ((W + ts - 1) / ts);
+  typename Exec::template Buffer<RoiGeometry<T>> geo(static_cast<size_t>(K), op);
+  typename Exec::template Buffer<Footprint> fp(static_cast<size_t>(K), op);
+  typename Exec::template Buffer<int32_t> lists(static_cast<size_t>(tiles * K), op);
+  typename Exec::template Buffer<int32_t> counts(static_cast<size_t>(tiles), op);
+  ex.launch(launch_1d(K),
+            RoiAlignPrep<T>{rois.ptr<T>(), K, N, H, W, static_cast<T>(p.spatial_scale),
+                            p.pooled_h, p.pooled_w, p.sampling_ratio, p.aligned, p.quantize,
+                            geo.get(), fp.get()}, op);
+  ex.launch(launch_1d(tiles, 128), RoiTileLists{fp.get(), K, N, H, W, ts, lists.get(), counts.get()},
+            op);
+  ex.launch(launch_1d(N * C * H * W),
+            RoiAlignBackward<T>{grad_output.ptr<T>(), strides4(grad_output), geo.get(),
+                                lists.get(), counts.get(), K, ts, grad_input.ptr<T>(),
+                                strides4(grad_input), cl_order(grad_input), N, C, H, W,
+                                p.pooled_h, p.pooled_w}, op);
 }
 
 }  // namespace roi_align_detail

@@ -12,6 +12,7 @@
 #include <climits>
 
 #include "common/cuda_grid.h"
+#include "common/tensor_view.h"
 #include "ops/roi_align/roi_align_kernels.h"
 #include "ops/roi_pool/roi_pool_common.h"
 
@@ -182,6 +183,53 @@ struct RoiPoolBackward {
     }
   }
 };
+
+using roi_align_detail::cl_order;
+using roi_align_detail::strides4;
+
+template <typename T, class Exec>
+void forward_run(Exec& ex, const TensorView& input, const TensorView& rois,
+                 const TensorView& output, const TensorView& argmax, double spatial_scale,
+                 int64_t PH, int64_t PW, const char* op) {
+  const int64_t total = output.numel();
+  if (total == 0) return;
+  ex.launch(launch_1d(total),
+            RoiPoolForward<T>{input.ptr<T>(), strides4(input), input.size(0), input.size(1),
+                              input.size(2), input.size(3), rois.ptr<T>(), rois.size(0),
+                              output.ptr<T>(), strides4(output), argmax.ptr<int64_t>(),
+                              strides4(argmax), cl_order(output), static_cast<T>(spatial_scale),
+                              PH, PW}, op);
+}
+
+template <typename T, class Exec>
+void backward_run(Exec& ex, const TensorView& grad_output, const TensorView& rois,
+                  const TensorView& argmax, const TensorView& grad_input, const char* op) {
+  const int64_t N = grad_input.size(0), C = grad_input.size(1), H = grad_input.size(2),
+                W = grad_input.size(3), K = rois.size(0), PH = grad_output.size(2),
+                PW = grad_output.size(3);
+  if (grad_input.numel() == 0) return;
+  const int64_t ts = roi_align_detail::backward_tile(N, H, W, K);
+  const int64_t tiles = N * ((H + ts - 1) / ts) * ((W + ts - 1) / ts);
+  using I64 = typename Exec::template Buffer<int64_t>;
+  I64 rlo(static_cast<size_t>(K * PH), op), rhi(static_cast<size_t>(K * PH), op);
+  I64 clo(static_cast<size_t>(K * PW), op), chi(static_cast<size_t>(K * PW), op);
+  typename Exec::template Buffer<Footprint> fp(static_cast<size_t>(K), op);
+  typename Exec::template Buffer<int32_t> lists(static_cast<size_t>(tiles * K), op);
+  typename Exec::template Buffer<int32_t> counts(static_cast<size_t>(tiles), op);
+  const int64_t* am = argmax.ptr<int64_t>();
+  const Strides4 as = strides4(argmax);
+  ex.launch(launch_1d(K * PH), RoiPoolRanges{am, as, K, C, PH, PW, H, W, true, rlo.get(), rhi.get()}, op);
+  ex.launch(launch_1d(K * PW), RoiPoolRanges{am, as, K, C, PH, PW, H, W, false, clo.get(), chi.get()}, op);
+  ex.launch(launch_1d(K), RoiPoolFootprint<T>{rois.ptr<T>(), K, N, PH, PW, rlo.get(), rhi.get(),
+                                              clo.get(), chi.get(), fp.get()}, op);
+  ex.launch(launch_1d(tiles, 128),
+            roi_align_detail::RoiTileLists{fp.get(), K, N, H, W, ts, lists.get(), counts.get()}, op);
+  ex.launch(launch_1d(N * C * H * W),
+            RoiPoolBackward<T>{grad_output.ptr<T>(), strides4(grad_output), am, as, rlo.get(),
+                               rhi.get(), clo.get(), chi.get(), lists.get(), counts.get(), K, ts,
+                               grad_input.ptr<T>(), strides4(grad_input), cl_order(grad_input),
+                               N, C, H, W, PH, PW}, op);
+}
 
 }  // namespace roi_pool_detail
 }  // namespace mn
