@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <pybind11/stl.h>
+
 #include "bindings/register.h"
 #include "common/checks.h"
 #include "common/cuda_grid.h"

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._lib import _C, is_numpy
+from ._lib import _C, is_numpy, stream as _stream
 
 Array = Union[Tensor, np.ndarray]
 
@@ -123,7 +123,7 @@ def _grid_anchors_op(cell_anchors: Tensor, grid_h: int, grid_w: int, stride_h: f
 
     def make() -> Tensor:
         out = torch.empty((max(grid_h, 0) * max(grid_w, 0) * a, 4), dtype=cell.dtype, device=cell.device)
-        _C.grid_anchors(cell, grid_h, grid_w, stride_h, stride_w, offset, out)
+        _C.grid_anchors(cell, grid_h, grid_w, stride_h, stride_w, offset, out, stream=_stream(cell))
         return out
 
     if not use_cache or cell.device.type != "cpu" or cell.dim() != 2:
@@ -195,7 +195,7 @@ def _multilevel_op(cell_anchors: List[Tensor], grid_sizes: List[int], strides: L
         out = torch.empty((sum(counts), 4), dtype=cells[0].dtype, device=cells[0].device)
         start = 0
         for i in range(n):
-            _C.grid_anchors(cells[i], hs[i], ws[i], shs[i], sws[i], offset, out[start:start + counts[i]])
+            _C.grid_anchors(cells[i], hs[i], ws[i], shs[i], sws[i], offset, out[start:start + counts[i]], stream=_stream(out))
             start += counts[i]
         return out
 

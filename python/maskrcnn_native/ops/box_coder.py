@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._lib import _C, is_numpy
+from ._lib import _C, is_numpy, stream as _stream
 from .nms import _both_or_neither, _np_nrows, _nrows
 
 Array = Union[Tensor, np.ndarray]
@@ -40,7 +40,7 @@ def _weights(op: str, weights) -> Tuple[float, float, float, float]:
 def _encode_op(reference_boxes: Tensor, proposals: Tensor, weights: Sequence[float]) -> Tensor:
     reference_boxes = reference_boxes.detach().contiguous()
     out = torch.empty((_nrows(reference_boxes), 4), dtype=reference_boxes.dtype, device=reference_boxes.device)
-    _C.encode_boxes(reference_boxes, proposals.detach().contiguous(), list(weights), out)
+    _C.encode_boxes(reference_boxes, proposals.detach().contiguous(), list(weights), out, stream=_stream(out))
     return out
 
 
@@ -78,7 +78,7 @@ def encode_boxes(reference_boxes: Array, proposals: Array,
 def _decode_op(codes: Tensor, boxes: Tensor, weights: Sequence[float], clamp: float) -> Tensor:
     codes = codes.detach().contiguous()
     out = torch.empty(codes.shape, dtype=codes.dtype, device=codes.device)
-    _C.decode_boxes(codes, boxes.detach().contiguous(), list(weights), clamp, out)
+    _C.decode_boxes(codes, boxes.detach().contiguous(), list(weights), clamp, out, stream=_stream(out))
     return out
 
 

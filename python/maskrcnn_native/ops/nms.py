@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._lib import _C, is_numpy
+from ._lib import _C, is_numpy, stream as _stream
 
 Array = Union[Tensor, np.ndarray]
 
@@ -59,7 +59,7 @@ def _nms_op(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
     boxes = boxes.detach().contiguous()
     scores = scores.detach().contiguous()
     keep = torch.empty(_nrows(boxes), dtype=torch.int64, device=boxes.device)
-    count = _C.nms(boxes, scores, iou_threshold, keep)
+    count = _C.nms(boxes, scores, iou_threshold, keep, stream=_stream(keep))
     return keep[:count].clone()
 
 
@@ -106,7 +106,7 @@ def _int_idxs(idxs):
 def _batched_nms_op(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float) -> Tensor:
     boxes = boxes.detach().contiguous()
     keep = torch.empty(_nrows(boxes), dtype=torch.int64, device=boxes.device)
-    count = _C.batched_nms(boxes, scores.detach().contiguous(), idxs.contiguous(), iou_threshold, keep)
+    count = _C.batched_nms(boxes, scores.detach().contiguous(), idxs.contiguous(), iou_threshold, keep, stream=_stream(keep))
     return keep[:count].clone()
 
 
@@ -148,7 +148,7 @@ def _box_iou_op(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     boxes1 = boxes1.detach().contiguous()
     boxes2 = boxes2.detach().contiguous()
     out = torch.empty((_nrows(boxes1), _nrows(boxes2)), dtype=boxes1.dtype, device=boxes1.device)
-    _C.box_iou(boxes1, boxes2, out)
+    _C.box_iou(boxes1, boxes2, out, stream=_stream(out))
     return out
 
 

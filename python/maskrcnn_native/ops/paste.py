@@ -51,7 +51,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._lib import _C, is_numpy
+from ._lib import _C, is_numpy, stream as _stream
 
 _OP = "paste_masks"
 _OUTPUTS = ("bitmap", "crops", "rle")
@@ -83,7 +83,7 @@ class MaskCrops(NamedTuple):
             out = np.zeros((n, h, w), dtype=dtype)
         else:
             dtype = self.masks[0].dtype if n else torch.bool
-            out = torch.zeros((n, h, w), dtype=dtype)
+            out = torch.zeros((n, h, w), dtype=dtype, device=self.offsets.device)
         for i, (crop, (x0, y0)) in enumerate(zip(self.masks, self.offsets.tolist())):
             ch, cw = crop.shape
             out[i, y0:y0 + ch, x0:x0 + cw] = crop
@@ -105,7 +105,7 @@ def _paste_masks_op(masks: Tensor, boxes: Tensor, height: int, width: int, mode:
                     threshold: Optional[float]) -> Tensor:
     dtype = torch.bool if threshold is not None else masks.dtype
     out = torch.empty(_out_shape(masks, height, width), dtype=dtype, device=masks.device)
-    _C.paste_masks_forward(masks, boxes, out, height, width, mode, threshold)
+    _C.paste_masks_forward(masks, boxes, out, height, width, mode, threshold, stream=_stream(out))
     return out
 
 
@@ -168,8 +168,8 @@ def _crops(masks, boxes, h: int, w: int, mode: str, threshold: Optional[float], 
     """(flat buffer, rects int64 [N, 4], list of crop views)."""
     n = masks.shape[0] if masks.ndim >= 1 else 0
     lib = np if numpy else torch
-    rects = lib.empty((n, 4), dtype=lib.int64)
-    _C.paste_masks_plan(masks, boxes, rects, h, w, mode)
+    rects = lib.empty((n, 4), dtype=lib.int64) if numpy else torch.empty((n, 4), dtype=torch.int64, device=masks.device)
+    _C.paste_masks_plan(masks, boxes, rects, h, w, mode, stream=_stream(rects))
     cw = rects[:, 2] - rects[:, 0]
     ch = rects[:, 3] - rects[:, 1]
     areas = (cw * ch).tolist()
@@ -178,8 +178,8 @@ def _crops(masks, boxes, h: int, w: int, mode: str, threshold: Optional[float], 
         dtype = np.bool_ if numpy else torch.bool
     else:
         dtype = masks.dtype
-    flat = lib.empty((total,), dtype=dtype)
-    _C.paste_masks_crops(masks, boxes, rects, flat, h, w, mode, threshold)
+    flat = lib.empty((total,), dtype=dtype) if numpy else torch.empty((total,), dtype=dtype, device=masks.device)
+    _C.paste_masks_crops(masks, boxes, rects, flat, h, w, mode, threshold, stream=_stream(flat))
     shapes = zip(ch.tolist(), cw.tolist())
     if numpy:
         starts = np.concatenate([[0], np.cumsum(areas)]).astype(np.int64).tolist() if n else [0]
@@ -197,8 +197,8 @@ def _rle(flat, rects, h: int, w: int) -> list:
         return []
     from pycocotools import mask as mask_util
 
-    rects_np = rects if isinstance(rects, np.ndarray) else rects.numpy()
-    flat_np = flat if isinstance(flat, np.ndarray) else flat.numpy()
+    rects_np = rects if isinstance(rects, np.ndarray) else rects.cpu().numpy()  # RLE: encoded on the host
+    flat_np = flat if isinstance(flat, np.ndarray) else flat.cpu().numpy()
     cw = rects_np[:, 2] - rects_np[:, 0]
     ch = rects_np[:, 3] - rects_np[:, 1]
     caps = cw * (ch + 1) + 2

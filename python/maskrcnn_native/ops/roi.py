@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from ._lib import _C, as_feature_map, empty_like_layout, is_numpy, np_feature_map, wants_channels_last
+from ._lib import stream as _stream
 
 BoxesArg = Union[Tensor, np.ndarray, Sequence[Tensor]]
 
@@ -64,7 +65,7 @@ def _roi_align_op(
         (rois.shape[0], input.shape[1], pooled_height, pooled_width), input, wants_channels_last(input)
     )
     _C.roi_align_forward(input.detach(), rois.detach(), out, spatial_scale, pooled_height,
-                         pooled_width, sampling_ratio, aligned, quantize)
+                         pooled_width, sampling_ratio, aligned, quantize, stream=_stream(out))
     return out
 
 
@@ -86,7 +87,7 @@ def _roi_align_backward_op(
     grad = as_feature_map(grad)
     grad_input = empty_like_layout((batch_size, channels, height, width), grad, channels_last)
     _C.roi_align_backward(grad, rois.contiguous(), grad_input, spatial_scale, pooled_height,
-                          pooled_width, sampling_ratio, aligned, quantize)
+                          pooled_width, sampling_ratio, aligned, quantize, stream=_stream(grad_input))
     return grad_input
 
 
@@ -172,7 +173,8 @@ def _roi_pool_op(input: Tensor, rois: Tensor, spatial_scale: float, pooled_heigh
     out = empty_like_layout(shape, input, cl)
     argmax = torch.empty(shape, dtype=torch.int64, device=input.device,
                          memory_format=torch.channels_last if cl else torch.contiguous_format)
-    _C.roi_pool_forward(input.detach(), rois.detach(), out, argmax, spatial_scale, pooled_height, pooled_width)
+    _C.roi_pool_forward(input.detach(), rois.detach(), out, argmax, spatial_scale, pooled_height, pooled_width,
+                        stream=_stream(out))
     return out, argmax
 
 
@@ -193,7 +195,7 @@ def _roi_pool_backward_op(grad: Tensor, rois: Tensor, argmax: Tensor, batch_size
                           height: int, width: int, channels_last: bool) -> Tensor:
     grad = as_feature_map(grad)
     grad_input = empty_like_layout((batch_size, channels, height, width), grad, channels_last)
-    _C.roi_pool_backward(grad, rois.contiguous(), as_feature_map(argmax), grad_input)
+    _C.roi_pool_backward(grad, rois.contiguous(), as_feature_map(argmax), grad_input, stream=_stream(grad_input))
     return grad_input
 
 
