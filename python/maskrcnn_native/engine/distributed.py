@@ -42,7 +42,8 @@ class DistInfo:
 
 def _resolve_device(device: str, local_rank: int) -> torch.device:
     if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        from .. import cuda_available  # CUDA only when the native ops have kernels for it
+        device = "cuda" if torch.cuda.is_available() and cuda_available() else "cpu"
     if device == "cuda":
         if not torch.cuda.is_available():
             raise RuntimeError("device 'cuda' was requested but CUDA is not available")
