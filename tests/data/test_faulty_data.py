@@ -212,3 +212,38 @@ def test_invalid_json_names_the_file(tmp_path):
     p.write_text('{"images": [')
     with pytest.raises(InvalidAnnotationError, match=r"broken\.json: not valid JSON"):
         CocoDataset(tmp_path, str(p))
+
+
+def _cli(*args, timeout=300):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import maskrcnn_native as mn
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(mn.__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
+    env["OMP_NUM_THREADS"] = "1"
+    return subprocess.run([sys.executable, "-m", "maskrcnn_native", *args], capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+def test_train_prints_one_line_or_skips_with_skip_invalid(clean, tmp_path):
+    """``maskrcnn-native train`` on a dataset with an unreadable image: one
+    line on stderr naming the file and exit status 2; with
+    ``data.skip_invalid=true`` it trains on the rest."""
+    image_dir, json_path = _setup(clean, tmp_path, None, _text_as_jpg)
+    common = ["train", "--no-eval", "--threads", "1", "--set", "data.source=coco",
+              "--set", f"data.image_dir={image_dir}", "--set", f"data.annotation_json={json_path}",
+              "--set", "solver.max_iter=1", "--set", "solver.batch_size=4", "--set", "progress=false",
+              "--set", "model.fpn_channels=16", "--set", "model.box_head_dim=32", "--set", "model.mask_head_dim=8",
+              "--set", "model.min_size=48", "--set", "model.max_size=48", "--set", "data.horizontal_flip=false"]
+    r = _cli(*common, "--output-dir", str(tmp_path / "out1"))
+    assert r.returncode == 2, r.stderr[-3000:]
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, r.stderr[-3000:]
+    assert "data error" in lines[0] and "notes.jpg" in lines[0] and "image id" in lines[0]
+    r = _cli(*common, "--output-dir", str(tmp_path / "out2"), "--set", "data.skip_invalid=true")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (tmp_path / "out2" / "model.safetensors").exists()
