@@ -555,6 +555,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ConfigError as e:
         print(f"maskrcnn-native {args.command}: config error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:  # data and weights-file errors: one line, no traceback
+        from ._io import one_line_error
+
+        msg = one_line_error(e)
+        if msg is None:
+            raise
+        print(f"maskrcnn-native {args.command}: {msg}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -29,13 +29,21 @@ Categories: COCO category ids (any integers) are mapped to contiguous labels
 ``dataset.label_to_category_id``; ``dataset.class_names[label]`` is the name
 (index 0 is ``"__background__"``), so ``num_classes = len(class_names)``.
 
-Errors: a malformed annotation raises :class:`InvalidAnnotationError` when the
-dataset is built, naming the json file and the annotation id; an unreadable
-image raises :class:`UnreadableImageError` when the item is loaded, naming the
-file and the image id. With ``skip_invalid=True`` both are skipped instead and
-counted in ``dataset.skipped`` (a Counter). Degenerate geometry (polygons with
-fewer than three points or no area, zero-area boxes, masks that rasterise to
-no pixel) is never an error: such instances are dropped and counted.
+Errors: a malformed annotation or image entry (bad bbox, negative box size,
+wrong segmentation type, RLE whose runs do not cover exactly ``h*w`` pixels or
+a compressed RLE string that does not parse, unknown category, duplicate
+annotation or image ids, non-integer image height/width) raises
+:class:`InvalidAnnotationError` when the dataset is built, naming the json
+file and the annotation (or image) id; a missing image file raises
+:class:`UnreadableImageError` when the dataset is built, and an image that
+cannot be decoded (truncated, empty, not an image) when the item is loaded,
+naming the file and the image id. Both are :class:`DatasetError`\ s. With
+``skip_invalid=True`` they are skipped instead and counted in
+``dataset.skipped`` (a Counter; keys ``invalid_annotations``,
+``invalid_images``, ``duplicate_image_ids``, ``missing_images``,
+``unreadable_images``). Degenerate geometry (polygons with fewer than three
+points or no area, zero-area boxes, masks that rasterise to no pixel) is never
+an error: such instances are dropped and counted (``degenerate_*`` keys).
 """
 
 from __future__ import annotations
@@ -61,6 +69,7 @@ __all__ = [
     "InvalidAnnotationError",
     "UnreadableImageError",
     "load_image",
+    "rle_string_counts",
     "decode_segmentation",
     "flip_map_from_names",
 ]
@@ -158,6 +167,48 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and math.isfinite(float(v))
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def rle_string_counts(counts: Union[str, bytes]) -> Optional[List[int]]:
+    """Run lengths of a COCO compressed RLE string, or None when it is not one.
+
+    Same format as pycocotools' ``rleFrString`` (6-bit chunks offset by 48,
+    continuation bit 0x20, sign bit 0x10, runs after the second stored as a
+    difference to the run two before), but strict: every character must be in
+    ``'0'..'o'``, the last chunk must end its number and no run may be
+    negative. pycocotools itself reads past such strings and returns garbage.
+    """
+    if isinstance(counts, str):
+        try:
+            counts = counts.encode("ascii")
+        except UnicodeEncodeError:
+            return None
+    out: List[int] = []
+    p, n = 0, len(counts)
+    while p < n:
+        x, k, more = 0, 0, True
+        while more:
+            if p >= n:
+                return None  # the string ends inside a number
+            c = counts[p] - 48
+            if not 0 <= c < 64:
+                return None
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            p += 1
+            k += 1
+            if not more and (c & 0x10):
+                x |= -1 << (5 * k)
+        if len(out) > 2:
+            x += out[-2]
+        if x < 0:
+            return None
+        out.append(x)
+    return out
+
+
 def decode_segmentation(segm: Any, height: int, width: int) -> np.ndarray:
     """Polygon list / uncompressed RLE / compressed RLE -> uint8 mask [H, W]."""
     if isinstance(segm, list):
@@ -251,7 +302,7 @@ class CocoDataset(torch.utils.data.Dataset):
         self._anns_by_image: Dict[int, List[dict]] = {}
         self.ids: List[int] = []
         bad_ids = set()
-        for img in sorted(self.coco.dataset["images"], key=lambda im: im["id"]):
+        for img in sorted(self.coco.dataset["images"], key=lambda im: (isinstance(im["id"], str), im["id"])):
             good = []
             for ann in self.coco.imgToAnns.get(img["id"], []):
                 try:
@@ -265,7 +316,10 @@ class CocoDataset(torch.utils.data.Dataset):
                 if ok:
                     good.append(ann)
             path = os.path.join(self.image_dir, img["file_name"])
-            if skip_invalid and not os.path.isfile(path):
+            if not os.path.isfile(path):
+                if not skip_invalid:
+                    raise UnreadableImageError(f"image file not found: {path} (image id {img['id']}, "
+                                               f"listed in {self.annotation_file})")
                 self.skipped["missing_images"] += 1
                 continue
             self._anns_by_image[img["id"]] = good
@@ -280,22 +334,75 @@ class CocoDataset(torch.utils.data.Dataset):
     def _where(self, ann: dict) -> str:
         return f"{self.annotation_file}: annotation id {ann.get('id')} (image id {ann.get('image_id')})"
 
+    def _image_problem(self, img: Any) -> Optional[str]:
+        if not isinstance(img, dict) or "id" not in img or "file_name" not in img:
+            return f"image entry {img!r:.80} needs 'id' and 'file_name'"
+        if not isinstance(img["id"], (int, str)) or isinstance(img["id"], bool):
+            return f"image entry {img!r:.80}: 'id' must be an integer or a string"
+        if not isinstance(img["file_name"], str) or not img["file_name"]:
+            return f"image id {img['id']}: 'file_name' must be a non-empty string, got {img['file_name']!r:.80}"
+        for key in ("height", "width"):
+            if key in img and not (_is_int(img[key]) and img[key] > 0):
+                return f"image id {img['id']} ({img['file_name']}): '{key}' must be a positive integer, " \
+                       f"got {img[key]!r:.40}"
+        return None
+
     def _check_structure(self, data: dict) -> None:
+        images, seen, dup = [], Counter(), set()
         for img in data["images"]:
-            if not isinstance(img, dict) or "id" not in img or "file_name" not in img:
+            problem = self._image_problem(img)
+            if problem is not None:
+                if not self.skip_invalid:
+                    raise InvalidAnnotationError(f"{self.annotation_file}: {problem}")
+                self.skipped["invalid_images"] += 1
+                continue
+            images.append(img)
+            seen[img["id"]] += 1
+        # Two images with one id would share their annotations: the first
+        # image's objects trained on the second image's pixels.
+        dup = {i for i, n in seen.items() if n > 1}
+        if dup:
+            if not self.skip_invalid:
+                first = sorted(dup, key=str)[0]
+                files = [im["file_name"] for im in images if im["id"] == first]
                 raise InvalidAnnotationError(
-                    f"{self.annotation_file}: image entry {img!r:.80} needs 'id' and 'file_name'")
+                    f"{self.annotation_file}: duplicate image id {first!r} ({', '.join(files)}); "
+                    f"{len(dup)} duplicated id(s) in all")
+            self.skipped["duplicate_image_ids"] += sum(seen[i] for i in dup)
+            images = [im for im in images if im["id"] not in dup]
+        data["images"] = images
         ids = set()
+        annotations = []
         for ann in data["annotations"]:
             if not isinstance(ann, dict) or "id" not in ann or "image_id" not in ann:
-                raise InvalidAnnotationError(
-                    f"{self.annotation_file}: annotation {ann!r:.80} needs 'id' and 'image_id'")
+                if not self.skip_invalid:
+                    raise InvalidAnnotationError(
+                        f"{self.annotation_file}: annotation {ann!r:.80} needs 'id' and 'image_id'")
+                self.skipped["invalid_annotations"] += 1
+                continue
+            if not isinstance(ann["id"], (int, str)) or isinstance(ann["id"], bool) or \
+                    not isinstance(ann["image_id"], (int, str)) or isinstance(ann["image_id"], bool):
+                if not self.skip_invalid:
+                    raise InvalidAnnotationError(
+                        f"{self.annotation_file}: annotation {ann!r:.80}: 'id' and 'image_id' must be "
+                        "integers or strings")
+                self.skipped["invalid_annotations"] += 1
+                continue
             if ann["id"] in ids:
-                raise InvalidAnnotationError(f"{self._where(ann)}: duplicate annotation id")
+                if not self.skip_invalid:
+                    raise InvalidAnnotationError(f"{self._where(ann)}: duplicate annotation id")
+                self.skipped["invalid_annotations"] += 1
+                continue
             ids.add(ann["id"])
+            if ann["image_id"] in dup:
+                self.skipped["invalid_annotations"] += 1  # belongs to a dropped duplicate image
+                continue
+            annotations.append(ann)
+        data["annotations"] = annotations
         for c in data["categories"]:
-            if not isinstance(c, dict) or "id" not in c:
-                raise InvalidAnnotationError(f"{self.annotation_file}: category {c!r:.80} needs an 'id'")
+            if not isinstance(c, dict) or "id" not in c or not isinstance(c["id"], (int, str)) \
+                    or isinstance(c["id"], bool):
+                raise InvalidAnnotationError(f"{self.annotation_file}: category {c!r:.80} needs an integer 'id'")
         known_images = {img["id"] for img in data["images"]}
         for ann in data["annotations"]:
             if ann["image_id"] not in known_images:
@@ -314,6 +421,8 @@ class CocoDataset(torch.utils.data.Dataset):
         bbox = ann.get("bbox")
         if not isinstance(bbox, (list, tuple)) or len(bbox) != 4 or not all(_is_number(v) for v in bbox):
             raise InvalidAnnotationError(f"{where}: bbox must be 4 finite numbers [x, y, w, h], got {bbox!r:.80}")
+        if bbox[2] < 0 or bbox[3] < 0:
+            raise InvalidAnnotationError(f"{where}: bbox width and height must be >= 0, got {list(bbox)}")
         h, w = img.get("height"), img.get("width")
         segm = ann.get("segmentation")
         if segm is not None:
@@ -324,15 +433,25 @@ class CocoDataset(torch.utils.data.Dataset):
                     raise InvalidAnnotationError(f"{where}: polygon with an odd number of coordinates")
             elif isinstance(segm, dict):
                 counts, size = segm.get("counts"), segm.get("size")
-                if not (isinstance(size, (list, tuple)) and len(size) == 2):
-                    raise InvalidAnnotationError(f"{where}: RLE segmentation needs 'size' [h, w]")
+                if not (isinstance(size, (list, tuple)) and len(size) == 2
+                        and all(_is_int(v) and v > 0 for v in size)):
+                    raise InvalidAnnotationError(f"{where}: RLE segmentation needs 'size' [h, w] "
+                                                 f"(positive integers), got {size!r:.40}")
                 if not isinstance(counts, (list, str, bytes)):
                     raise InvalidAnnotationError(f"{where}: RLE 'counts' must be a list or a string")
-                if isinstance(counts, list) and not all(isinstance(c, int) and c >= 0 for c in counts):
+                if isinstance(counts, list) and not all(_is_int(c) and c >= 0 for c in counts):
                     raise InvalidAnnotationError(f"{where}: RLE 'counts' must be non-negative integers")
                 if h is not None and w is not None and (int(size[0]), int(size[1])) != (int(h), int(w)):
                     raise InvalidAnnotationError(
                         f"{where}: RLE size {list(size)} does not match the image size [{h}, {w}]")
+                runs = counts if isinstance(counts, list) else rle_string_counts(counts)
+                if runs is None:
+                    raise InvalidAnnotationError(f"{where}: RLE 'counts' is not a valid compressed RLE string")
+                # pycocotools returns uninitialised memory for runs that do not cover the image
+                if sum(runs) != int(size[0]) * int(size[1]):
+                    raise InvalidAnnotationError(
+                        f"{where}: RLE runs sum to {sum(runs)} pixels, the size {list(size)} has "
+                        f"{int(size[0]) * int(size[1])}")
             else:
                 raise InvalidAnnotationError(
                     f"{where}: segmentation must be a polygon list or an RLE dict, got {type(segm).__name__}")

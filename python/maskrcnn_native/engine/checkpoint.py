@@ -12,6 +12,10 @@ strings, None and lists/dicts of them, so it loads with
 - ``data``: the sampler cursor (position in the global order, epoch, seed)
 - ``grad_scaler``: fp16 GradScaler state (or None)
 - ``config``: the TrainConfig as nested dicts (for reference)
+
+Writes go to ``.checkpoint_<iter>.pt.<random>.tmp`` and are renamed into
+place, so a kill mid-write leaves at worst such a temporary, never a partial
+checkpoint; the next write in the directory deletes those leftovers.
 """
 
 from __future__ import annotations
@@ -34,9 +38,11 @@ __all__ = [
     "list_checkpoints",
     "latest_checkpoint",
     "prune_checkpoints",
+    "remove_stale_temporaries",
 ]
 
 _NAME = re.compile(r"^checkpoint_(\d+)\.pt$")
+_TMP = re.compile(r"^\.checkpoint_\d+\.pt\..+\.tmp$")
 
 
 def capture_rng_state() -> Dict[str, Any]:
@@ -90,6 +96,7 @@ def save_checkpoint(state: Dict[str, Any], path: Union[str, Path]) -> Path:
     process killed mid-write) never sees a partial file under ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -114,9 +121,43 @@ def save_checkpoint(state: Dict[str, Any], path: Union[str, Path]) -> Path:
     return path
 
 
+def remove_stale_temporaries(output_dir: Union[str, Path]) -> List[Path]:
+    """Deletes the ``.checkpoint_*.tmp`` files that writes killed midway left
+    in ``output_dir``. Only the process that writes checkpoints (rank 0) calls
+    it, before it starts its next write, so no live temporary is touched."""
+    d = Path(output_dir)
+    removed = []
+    if d.is_dir():
+        for p in d.iterdir():
+            if _TMP.match(p.name):
+                try:
+                    p.unlink()
+                    removed.append(p)
+                except FileNotFoundError:
+                    pass
+    return removed
+
+
 def load_checkpoint(path: Union[str, Path], map_location: Any = "cpu") -> Dict[str, Any]:
-    """Loads a checkpoint with ``weights_only=True`` (no arbitrary unpickling)."""
-    return torch.load(Path(path), map_location=map_location, weights_only=True)
+    """Loads a checkpoint with ``weights_only=True`` (no arbitrary unpickling);
+    an unreadable file raises ``WeightsFileError`` naming it."""
+    import pickle
+    import warnings
+
+    from .._io import WeightsFileError, unpickler_reason
+
+    p = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(p, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except pickle.UnpicklingError as e:
+        raise WeightsFileError(f"checkpoint {p}: refusing it: it holds more than tensors and containers "
+                               f"({unpickler_reason(e)})") from e
+    except Exception as e:
+        raise WeightsFileError(f"checkpoint {p} cannot be read ({type(e).__name__}: {e})") from e
 
 
 def list_checkpoints(output_dir: Union[str, Path]) -> List[Path]:

@@ -76,6 +76,8 @@ class DataSection:
     horizontal_flip: random left/right flip while training (with the keypoint
         flip map when keypoints are present).
     num_workers: DataLoader worker processes per training process.
+    skip_invalid: COCO source: skip (and count) malformed annotations and
+        unreadable images instead of stopping with an error naming them.
     """
 
     source: Literal["shapes", "coco"] = "shapes"
@@ -91,6 +93,7 @@ class DataSection:
     eval_annotation_json: Optional[str] = None
     horizontal_flip: bool = True
     num_workers: int = 0
+    skip_invalid: bool = False
 
 
 @dataclass(frozen=True)

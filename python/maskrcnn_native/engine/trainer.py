@@ -110,9 +110,10 @@ def build_datasets(cfg: TrainConfig, train: bool = True, eval: bool = True):
         if train:
             if not d.image_dir or not d.annotation_json:
                 raise ValueError("data.source=coco needs data.image_dir and data.annotation_json")
-            train_ds = mdata.CocoDataset(d.image_dir, d.annotation_json)
+            train_ds = mdata.CocoDataset(d.image_dir, d.annotation_json, skip_invalid=d.skip_invalid)
         if eval and d.eval_annotation_json:
-            eval_ds = mdata.CocoDataset(d.eval_image_dir or d.image_dir, d.eval_annotation_json)
+            eval_ds = mdata.CocoDataset(d.eval_image_dir or d.image_dir, d.eval_annotation_json,
+                                        skip_invalid=d.skip_invalid)
     if train_ds is not None and d.horizontal_flip:
         train_ds = _Flipped(train_ds, _flip_map(train_ds))
     return train_ds, eval_ds
@@ -172,9 +173,13 @@ def load_initial_weights(model: torch.nn.Module, path: str, preset: str) -> None
         arch = "keypointrcnn_resnet50_fpn" if preset.endswith("-KP") else "maskrcnn_resnet50_fpn"
         source = Model.from_torchvision(str(p), arch=arch).state_dict()
     else:
-        from safetensors.torch import load_file
+        from .. import _io
+        from ..modeling.config import ModelConfig
 
-        source = load_file(str(p))
+        source, meta = _io.read_safetensors(p, "model.weights")
+        if "config" in meta:  # a native model file: its config must at least be one
+            _io.build_config(ModelConfig.from_dict, _io.parse_config_json(meta["config"], str(p), "model.weights"),
+                             str(p), "model.weights")
     own = model.state_dict()
     matched = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
     model.load_state_dict(matched, strict=False)

@@ -83,7 +83,9 @@ def from_torchvision(model_cls, state_dict_or_path: Union[str, Path, Dict[str, T
     if arch not in _ARCHS:
         raise ValueError(f"from_torchvision: arch must be one of {sorted(_ARCHS)}, got {arch!r}")
     if isinstance(state_dict_or_path, (str, Path)):
-        sd = torch.load(str(state_dict_or_path), map_location="cpu", weights_only=True)
+        from .._io import torch_load_weights
+
+        sd = torch_load_weights(state_dict_or_path, "from_torchvision")
         if isinstance(sd, dict) and "model" in sd and isinstance(sd["model"], dict):
             sd = sd["model"]
     else:

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
@@ -222,21 +221,21 @@ class Model(MaskRCNN):
         """Restore a model written by ``save``. The config comes from the
         safetensors metadata (or the .json next to it); overrides that do not
         change parameter shapes (e.g. score_threshold) may be given."""
-        from safetensors import safe_open
-        from safetensors.torch import load_file
+        from ... import _io
 
         path = Path(path)
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
+        tensors, meta = _io.read_safetensors(path, "Model.load")
         if "config" in meta:
-            cfg = json.loads(meta["config"])
+            src = f"{path} (embedded config)"
+            cfg = _io.parse_config_json(meta["config"], src, "Model.load")
         elif path.with_suffix(".json").exists():
-            cfg = json.loads(path.with_suffix(".json").read_text())
+            src = str(path.with_suffix(".json"))
+            cfg = _io.parse_config_json(path.with_suffix(".json").read_bytes(), src, "Model.load")
         else:
             raise ValueError(f"Model.load: {path} carries no config metadata and {path.with_suffix('.json')} "
                              "does not exist")
-        model = cls(ModelConfig.from_dict(cfg), **overrides)
-        load_checked(model, load_file(str(path)))
+        model = cls(_io.build_config(ModelConfig.from_dict, cfg, src, "Model.load"), **overrides)
+        load_checked(model, tensors)
         model.eval()
         return model
 
