@@ -3,15 +3,17 @@
 // the same functors over the whole grid in a host loop. The per-sample
 // arithmetic is roi_align_common.h's, shared with the CPU kernels.
 //
-// Forward: one thread per output element, in the output's memory order.
+// Forward: one thread per (RoI, bin, block of 8 channels), in the output's
+// memory order.
 // Backward, deterministic without atomics (a gather):
 //   1. RoiAlignPrep: one thread per RoI: its geometry and the rows / columns of
 //      the map its samples can touch (its footprint).
 //   2. RoiTileLists: one thread per (image, tile of TS x TS pixels): the RoIs
 //      whose footprint meets the tile, in increasing RoI index.
-//   3. RoiAlignBackward: one thread per grad_input element: the sum over its
-//      tile's RoIs (in index order), bins and samples of weight * grad, so the
-//      summation order, hence every bit, is fixed.
+//   3. RoiAlignBackward: one thread per grad_input pixel and block of 8
+//      channels: for each channel the sum over the tile's RoIs (in index
+//      order), bins and samples of weight * grad, so the summation order,
+//      hence every bit, is fixed.
 // Batch indices outside [0, N) (not validated on CUDA: that would need a
 // device-to-host copy) give zeros / no gradient.
 #pragma once
@@ -66,36 +68,6 @@ MN_HOST_DEVICE void bin_window(double start, double bin, int64_t pooled, double 
   if (*b < *a) *b = *a;
 }
 
-// One output bin of one channel plane: torchvision's sum over samples of the
-// four bilinear taps, divided by the sample count.
-template <typename T>
-MN_HOST_DEVICE T bin_value(const T* plane, int64_t sH, int64_t sW, int64_t H, int64_t W,
-                           const RoiGeometry<T>& g, int64_t ph, int64_t pw) {
-  int64_t ya, yb, xa, xb;
-  sample_window(double(g.start_h) + double(ph) * double(g.bin_h),
-                double(g.bin_h) / double(g.grid_h), g.grid_h, -1.0, double(H), &ya, &yb);
-  sample_window(double(g.start_w) + double(pw) * double(g.bin_w),
-                double(g.bin_w) / double(g.grid_w), g.grid_w, -1.0, double(W), &xa, &xb);
-  T sum = 0;
-  for (int64_t iy = ya; iy < yb; ++iy) {
-    int64_t y0, y1;
-    T wy0, wy1;
-    if (!axis_taps(sample_pos(g.start_h, g.bin_h, ph, iy, g.grid_h), H, &y0, &y1, &wy0, &wy1))
-      continue;
-    const T* r0 = plane + y0 * sH;
-    const T* r1 = plane + y1 * sH;
-    for (int64_t ix = xa; ix < xb; ++ix) {
-      int64_t x0, x1;
-      T wx0, wx1;
-      if (!axis_taps(sample_pos(g.start_w, g.bin_w, pw, ix, g.grid_w), W, &x0, &x1, &wx0, &wx1))
-        continue;
-      sum += wy0 * wx0 * r0[x0 * sW] + wy0 * wx1 * r0[x1 * sW] + wy1 * wx0 * r1[x0 * sW] +
-             wy1 * wx1 * r1[x1 * sW];
-    }
-  }
-  return sum * g.inv_count;
-}
-
 // Sum of the bilinear weights that the samples of bin p give pixel `pix` of an
 // axis of `size` pixels.
 template <typename T>
@@ -133,6 +105,11 @@ MN_HOST_DEVICE void axis_footprint(T start, T bin, int64_t pooled, int64_t size,
   *hi = e > size - 1 ? size - 1 : e;
 }
 
+// Channels per thread: the geometry and the bilinear taps are computed once
+// for kChannelBlock channels (each channel's sum keeps the same order).
+constexpr int64_t kChannelBlock = 8;
+
+// One thread per (RoI, bin, block of channels).
 template <typename T>
 struct RoiAlignForward {
   const T* in;
@@ -148,20 +125,50 @@ struct RoiAlignForward {
   bool aligned, quantize;
 
   MN_HOST_DEVICE void operator()(GridThread t) const {
-    const int64_t total = K * C * PH * PW;
+    const int64_t CB = (C + kChannelBlock - 1) / kChannelBlock;
+    const int64_t total = K * CB * PH * PW;
     for (int64_t i = t.global(); i < total; i += t.stride()) {
-      int64_t k, c, ph, pw, r = i;
+      int64_t k, cb, ph, pw, r = i;
       if (out_cl) {
-        c = r % C; r /= C; pw = r % PW; r /= PW; ph = r % PH; k = r / PH;
+        cb = r % CB; r /= CB; pw = r % PW; r /= PW; ph = r % PH; k = r / PH;
       } else {
-        pw = r % PW; r /= PW; ph = r % PH; r /= PH; c = r % C; k = r / C;
+        pw = r % PW; r /= PW; ph = r % PH; r /= PH; cb = r % CB; k = r / CB;
       }
+      const int64_t c0 = cb * kChannelBlock;
+      const int64_t nc = C - c0 < kChannelBlock ? C - c0 : kChannelBlock;
+      T acc[kChannelBlock];
+      for (int64_t j = 0; j < kChannelBlock; ++j) acc[j] = T(0);
       const RoiGeometry<T> g =
           roi_geometry<T>(rois + k * 5, scale, PH, PW, sampling_ratio, aligned, quantize);
-      T v = 0;
-      if (!g.empty && g.batch >= 0 && g.batch < N && H > 0 && W > 0)
-        v = bin_value<T>(in + g.batch * is.n + c * is.c, is.h, is.w, H, W, g, ph, pw);
-      out[k * os.n + c * os.c + ph * os.h + pw * os.w] = v;
+      if (!g.empty && g.batch >= 0 && g.batch < N && H > 0 && W > 0) {
+        const T* base = in + g.batch * is.n + c0 * is.c;
+        int64_t ya, yb, xa, xb;
+        sample_window(double(g.start_h) + double(ph) * double(g.bin_h),
+                      double(g.bin_h) / double(g.grid_h), g.grid_h, -1.0, double(H), &ya, &yb);
+        sample_window(double(g.start_w) + double(pw) * double(g.bin_w),
+                      double(g.bin_w) / double(g.grid_w), g.grid_w, -1.0, double(W), &xa, &xb);
+        for (int64_t iy = ya; iy < yb; ++iy) {
+          int64_t y0, y1;
+          T wy0, wy1;
+          if (!axis_taps(sample_pos(g.start_h, g.bin_h, ph, iy, g.grid_h), H, &y0, &y1, &wy0, &wy1))
+            continue;
+          for (int64_t ix = xa; ix < xb; ++ix) {
+            int64_t x0, x1;
+            T wx0, wx1;
+            if (!axis_taps(sample_pos(g.start_w, g.bin_w, pw, ix, g.grid_w), W, &x0, &x1, &wx0, &wx1))
+              continue;
+            const T w00 = wy0 * wx0, w01 = wy0 * wx1, w10 = wy1 * wx0, w11 = wy1 * wx1;
+            const int64_t o00 = y0 * is.h + x0 * is.w, o01 = y0 * is.h + x1 * is.w;
+            const int64_t o10 = y1 * is.h + x0 * is.w, o11 = y1 * is.h + x1 * is.w;
+            for (int64_t j = 0; j < nc; ++j) {
+              const T* p = base + j * is.c;
+              acc[j] += w00 * p[o00] + w01 * p[o01] + w10 * p[o10] + w11 * p[o11];
+            }
+          }
+        }
+      }
+      T* o = out + k * os.n + c0 * os.c + ph * os.h + pw * os.w;
+      for (int64_t j = 0; j < nc; ++j) o[j * os.c] = acc[j] * g.inv_count;
     }
   }
 };
@@ -217,6 +224,8 @@ struct RoiTileLists {
   }
 };
 
+// One thread per (image, pixel, block of channels); pixels vary fastest so a
+// warp walks one tile's RoI list together.
 template <typename T>
 struct RoiAlignBackward {
   const T* go;
@@ -227,30 +236,31 @@ struct RoiAlignBackward {
   int64_t K, ts;
   T* gi;
   Strides4 is;
-  bool in_cl;
   int64_t N, C, H, W, PH, PW;
 
   MN_HOST_DEVICE void operator()(GridThread t) const {
-    const int64_t total = N * C * H * W;
+    const int64_t CB = (C + kChannelBlock - 1) / kChannelBlock;
+    const int64_t total = N * CB * H * W;
     const int64_t th = (H + ts - 1) / ts, tw = (W + ts - 1) / ts;
     for (int64_t i = t.global(); i < total; i += t.stride()) {
-      int64_t n, c, h, w, r = i;
-      if (in_cl) {
-        c = r % C; r /= C; w = r % W; r /= W; h = r % H; n = r / H;
-      } else {
-        w = r % W; r /= W; h = r % H; r /= H; c = r % C; n = r / C;
-      }
+      int64_t r = i;
+      const int64_t w = r % W; r /= W;
+      const int64_t h = r % H; r /= H;
+      const int64_t cb = r % CB, n = r / CB;
+      const int64_t c0 = cb * kChannelBlock;
+      const int64_t nc = C - c0 < kChannelBlock ? C - c0 : kChannelBlock;
       const int64_t tile = (n * th + h / ts) * tw + w / ts;
       const int32_t* list = lists + tile * K;
       const int32_t cnt = counts[tile];
-      T acc = 0;
-      for (int32_t j = 0; j < cnt; ++j) {
-        const int64_t k = list[j];
+      T acc[kChannelBlock];
+      for (int64_t j = 0; j < kChannelBlock; ++j) acc[j] = T(0);
+      for (int32_t l = 0; l < cnt; ++l) {
+        const int64_t k = list[l];
         const RoiGeometry<T>& g = geo[k];
         int64_t pa, pb, qa, qb;
         bin_window(double(g.start_h), double(g.bin_h), PH, double(h) - 1.0, double(h) + 1.0, &pa, &pb);
         bin_window(double(g.start_w), double(g.bin_w), PW, double(w) - 1.0, double(w) + 1.0, &qa, &qb);
-        const T* src = go + k * gs.n + c * gs.c;
+        const T* src = go + k * gs.n + c0 * gs.c;
         for (int64_t ph = pa; ph < pb; ++ph) {
           const T wy = axis_weight<T>(g.start_h, g.bin_h, ph, g.grid_h, H, h);
           if (wy == T(0)) continue;
@@ -258,11 +268,14 @@ struct RoiAlignBackward {
           for (int64_t pw = qa; pw < qb; ++pw) {
             const T wx = axis_weight<T>(g.start_w, g.bin_w, pw, g.grid_w, W, w);
             if (wx == T(0)) continue;
-            acc += (wyc * wx) * src[ph * gs.h + pw * gs.w];
+            const T wt = wyc * wx;
+            const T* s = src + ph * gs.h + pw * gs.w;
+            for (int64_t j = 0; j < nc; ++j) acc[j] += wt * s[j * gs.c];
           }
         }
       }
-      gi[n * is.n + c * is.c + h * is.h + w * is.w] = acc;
+      T* d = gi + n * is.n + c0 * is.c + h * is.h + w * is.w;
+      for (int64_t j = 0; j < nc; ++j) d[j * is.c] = acc[j];
     }
   }
 };
@@ -296,7 +309,8 @@ void forward_run(Exec& ex, const TensorView& input, const TensorView& rois,
                        output.ptr<T>(), strides4(output), cl_order(output),
                        static_cast<T>(p.spatial_scale), p.pooled_h, p.pooled_w,
                        p.sampling_ratio, p.aligned, p.quantize};
-  ex.launch(launch_1d(total), f, op);
+  const int64_t blocks = (input.size(1) + kChannelBlock - 1) / kChannelBlock;
+  ex.launch(launch_1d(rois.size(0) * blocks * p.pooled_h * p.pooled_w), f, op);
 }
 
 template <typename T, class Exec>
@@ -317,11 +331,11 @@ void backward_run(Exec& ex, const TensorView& grad_output, const TensorView& roi
                             geo.get(), fp.get()}, op);
   ex.launch(launch_1d(tiles, 128), RoiTileLists{fp.get(), K, N, H, W, ts, lists.get(), counts.get()},
             op);
-  ex.launch(launch_1d(N * C * H * W),
+  const int64_t CB = (C + kChannelBlock - 1) / kChannelBlock;
+  ex.launch(launch_1d(N * CB * H * W),
             RoiAlignBackward<T>{grad_output.ptr<T>(), strides4(grad_output), geo.get(),
                                 lists.get(), counts.get(), K, ts, grad_input.ptr<T>(),
-                                strides4(grad_input), cl_order(grad_input), N, C, H, W,
-                                p.pooled_h, p.pooled_w}, op);
+                                strides4(grad_input), N, C, H, W, p.pooled_h, p.pooled_w}, op);
 }
 
 }  // namespace roi_align_detail
