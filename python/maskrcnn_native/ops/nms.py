@@ -104,6 +104,8 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
     Returns:
         int64 Tensor[K] (NumPy array for NumPy inputs): indices of the kept
         boxes, sorted by decreasing score (ties by index, NaN scores first).
+        On CUDA the whole pass runs on the device; the one synchronisation is
+        on the current stream, to copy K (8 bytes) back and size the result.
     """
     if not torch.jit.is_scripting():
         if _both_or_neither("nms", boxes, scores):
@@ -164,6 +166,8 @@ def batched_nms(boxes: Tensor, scores: Optional[Tensor], idxs: Optional[Tensor],
         int64 Tensor[K]: kept indices sorted by decreasing score, ties by index
         (equal to running ``nms`` per category and merging by a stable sort).
         Empty boxes give an empty int64 tensor whatever scores and idxs are (as torchvision).
+        On CUDA all categories run in one pass on the device; the one
+        synchronisation is on the current stream, for the keep count.
     """
     if isinstance(boxes, Tensor) and boxes.numel() == 0:
         return torch.empty((0,), dtype=torch.int64, device=boxes.device)
