@@ -20,7 +20,7 @@ def build_info() -> dict:
     return info
 
 
-_LAZY = ("data", "evaluation", "visualize", "engine")
+_LAZY = ("data", "evaluation", "visualize", "engine", "compat")
 
 
 def __getattr__(name):
@@ -39,4 +39,4 @@ def __getattr__(name):
 
 __all__ = ["__version__", "build_info", "get_num_threads", "set_num_threads", "ops",
            "Model", "ModelConfig", "Detections", "data", "evaluate", "evaluation", "visualize",
-           "engine", "train", "TrainConfig", "load_config"]
+           "engine", "train", "TrainConfig", "load_config", "compat"]
