@@ -160,17 +160,42 @@ ImportedTensor import_tensor(py::handle obj, const char* op, const char* arg,
   return out;
 }
 
+// Python classes for the op errors. Each is also a RuntimeError, which is what
+// torchvision raises for bad inputs, so code written against torchvision
+// (`except RuntimeError`) catches them as well as `except ValueError` etc.
+namespace {
+PyObject* g_shape_error = nullptr;
+PyObject* g_dtype_error = nullptr;
+PyObject* g_index_error = nullptr;
+
+PyObject* new_error(py::module_& m, const char* name, PyObject* base, const char* doc) {
+  std::string qual = std::string("maskrcnn_native._C.") + name;
+  PyObject* bases = PyTuple_Pack(2, base, PyExc_RuntimeError);
+  if (!bases) throw py::error_already_set();
+  PyObject* cls = PyErr_NewExceptionWithDoc(qual.c_str(), doc, bases, nullptr);
+  Py_DECREF(bases);
+  if (!cls) throw py::error_already_set();
+  m.add_object(name, py::reinterpret_borrow<py::object>(cls));
+  return cls;  // one reference kept for the translator (module lifetime)
+}
+}  // namespace
+
 void register_exceptions(py::module_& m) {
-  (void)m;
+  g_shape_error = new_error(m, "ShapeError", PyExc_ValueError,
+                            "An op argument has a bad shape or value (ValueError and RuntimeError).");
+  g_dtype_error = new_error(m, "DTypeError", PyExc_TypeError,
+                            "An op argument has an unsupported dtype or type (TypeError and RuntimeError).");
+  g_index_error = new_error(m, "BatchIndexError", PyExc_IndexError,
+                            "A batch index is out of range (IndexError and RuntimeError).");
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
     } catch (const ValueError& e) {
-      PyErr_SetString(PyExc_ValueError, e.what());
+      PyErr_SetString(g_shape_error, e.what());
     } catch (const TypeError& e) {
-      PyErr_SetString(PyExc_TypeError, e.what());
+      PyErr_SetString(g_dtype_error, e.what());
     } catch (const IndexError& e) {
-      PyErr_SetString(PyExc_IndexError, e.what());
+      PyErr_SetString(g_index_error, e.what());
     }
   });
 }

@@ -33,7 +33,8 @@ class ImportedTensor {
 ImportedTensor import_tensor(pybind11::handle obj, const char* op, const char* arg,
                              bool writable = false);
 
-// Maps mn::ValueError / TypeError / IndexError to the Python exceptions.
+// Maps mn::ValueError / TypeError / IndexError to _C.ShapeError / DTypeError /
+// BatchIndexError (subclasses of ValueError / TypeError / IndexError and RuntimeError).
 void register_exceptions(pybind11::module_& m);
 
 }  // namespace mn

@@ -167,10 +167,10 @@ def test_nms_errors():
         ops.nms(b, torch.zeros(4), 0.5)
     with pytest.raises(ValueError, match=r"nms: scores must have shape \[N\] with N = 3 \(boxes.shape\[0\]\), got \[3, 1\]"):
         ops.nms(b, torch.zeros(3, 1), 0.5)
-    with pytest.raises(TypeError, match=r"nms: boxes must be float32 or float64, got int64"):
+    with pytest.raises(TypeError, match=r"nms: boxes must be float16, bfloat16, float32 or float64, got int64"):
         ops.nms(torch.zeros(3, 4, dtype=torch.int64), s, 0.5)
-    with pytest.raises(TypeError, match=r"nms: boxes must be float32 or float64, got float16"):
-        ops.nms(b.half(), s.half(), 0.5)
+    with pytest.raises(TypeError, match=r"nms: scores must have the same dtype as boxes \(float16\), got float32"):
+        ops.nms(b.half(), s, 0.5)
     with pytest.raises(TypeError, match=r"nms: scores must have the same dtype as boxes \(float32\), got float64"):
         ops.nms(b, s.double(), 0.5)
     with pytest.raises(TypeError, match=r"nms: inputs must all be NumPy arrays or all be tensors"):
@@ -274,7 +274,7 @@ def test_batched_nms_nan_scores():
 
 def test_batched_nms_errors():
     b, s = torch.zeros(3, 4), torch.zeros(3)
-    with pytest.raises(TypeError, match=r"batched_nms: idxs must be int64 or int32, got float32"):
+    with pytest.raises(TypeError, match=r"batched_nms: idxs must be uint8, int8, int16, int32 or int64, got float32"):
         ops.batched_nms(b, s, torch.zeros(3), 0.5)
     with pytest.raises(ValueError, match=r"batched_nms: idxs must have shape \[N\] with N = 3 \(boxes.shape\[0\]\), got \[2\]"):
         ops.batched_nms(b, s, torch.zeros(2, dtype=torch.int64), 0.5)
@@ -311,10 +311,13 @@ def test_box_iou_errors():
         ops.box_iou(torch.zeros(3, 4), torch.zeros(2, 5))
     with pytest.raises(ValueError, match=r"box_iou: boxes1 must have shape \[N, 4\], got \[4\]"):
         ops.box_iou(torch.zeros(4), torch.zeros(2, 4))
-    with pytest.raises(TypeError, match=r"box_iou: boxes2 must have the same dtype as boxes1 \(float32\), got float64"):
-        ops.box_iou(torch.zeros(3, 4), torch.zeros(2, 4, dtype=torch.float64))
-    with pytest.raises(TypeError, match=r"box_iou: boxes1 must be float32 or float64, got int32"):
-        ops.box_iou(torch.zeros(3, 4, dtype=torch.int32), torch.zeros(2, 4, dtype=torch.int32))
+    with pytest.raises(ValueError, match=r"box_iou: boxes2 must have shape \[M, 4\], got \[2, 5\]"):
+        ops.box_iou(torch.zeros(3, 4, dtype=torch.int32), torch.zeros(2, 5, dtype=torch.int32))
+    with pytest.raises(TypeError, match=r"box_iou: boxes1 must be float16, bfloat16, float32, float64, uint8, "
+                                        r"int8, int16, int32 or int64, got bool"):
+        ops.box_iou(torch.zeros(3, 4, dtype=torch.bool), torch.zeros(2, 4, dtype=torch.bool))
+    with pytest.raises(TypeError, match=r"box_iou: boxes2 must be .* got complex64"):
+        ops.box_iou(torch.zeros(3, 4), torch.zeros(2, 4, dtype=torch.complex64))
 
 
 # ------------------------------------------------ torch.library integration ----

@@ -206,7 +206,7 @@ def test_errors(f):
     ok = torch.tensor([[0, 0.0, 0, 3, 3]])
     with pytest.raises(ValueError, match=rf"{f}: rois must have shape \[K, 5\], got \[3, 4\]"):
         fn(_x(), torch.zeros(3, 4), 2)
-    with pytest.raises(TypeError, match=rf"{f}: input must be float32 or float64, got int64"):
+    with pytest.raises(TypeError, match=rf"{f}: input must be float16, bfloat16, float32 or float64, got int64"):
         fn(torch.zeros(1, 2, 5, 5, dtype=torch.int64), ok, 2)
     with pytest.raises(TypeError, match=rf"{f}: rois must have the same dtype as input \(float32\), got float64"):
         fn(_x(), ok.double(), 2)

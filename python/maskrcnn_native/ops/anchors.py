@@ -23,8 +23,6 @@ is ``cache=False`` (recompute into a fresh tensor, equally safe); the cache
 remains available for callers whose grids are expensive to describe.
 """
 
-from __future__ import annotations
-
 import threading
 from collections import OrderedDict
 from typing import List, Sequence, Tuple, Union
@@ -138,8 +136,8 @@ def _(cell_anchors, grid_h, grid_w, stride_h, stride_w, offset, use_cache):
     return cell_anchors.new_empty((grid_h * grid_w * cell_anchors.shape[0], 4))
 
 
-def grid_anchors(cell_anchors: Array, grid_size, stride, *, offset: float = 0.0,
-                 cache: bool = False) -> Array:
+def grid_anchors(cell_anchors: Tensor, grid_size: List[int], stride: List[float], offset: float = 0.0,
+                 cache: bool = False) -> Tensor:
     """Cell anchors shifted over a feature grid.
 
     Args:
@@ -156,7 +154,11 @@ def grid_anchors(cell_anchors: Array, grid_size, stride, *, offset: float = 0.0,
         (sx, sy, sx, sy). Always a fresh tensor the caller may modify; with
         ``cache=True`` it is a copy of a grid cached per (cell anchors, grid,
         stride, offset) (see the module docstring for why that is off by default).
+        Scriptable: there grid_size is [H, W] and stride [sh, sw] (floats).
     """
+    if torch.jit.is_scripting():
+        return torch.ops.maskrcnn_native.grid_anchors(cell_anchors, grid_size[0], grid_size[1], stride[0],
+                                                      stride[1], offset, cache)
     h, w = _pair("grid_anchors", "grid_size", grid_size, int)
     sh, sw = _pair("grid_anchors", "stride", stride, float)
     if is_numpy(cell_anchors):
@@ -168,7 +170,7 @@ def grid_anchors(cell_anchors: Array, grid_size, stride, *, offset: float = 0.0,
     if not isinstance(cell_anchors, Tensor):
         raise TypeError(f"grid_anchors: cell_anchors must be a Tensor or a NumPy array, "
                         f"got {type(cell_anchors).__name__}")
-    return _grid_anchors_op(cell_anchors, h, w, sh, sw, float(offset), bool(cache))
+    return torch.ops.maskrcnn_native.grid_anchors(cell_anchors, h, w, sh, sw, float(offset), bool(cache))
 
 
 @torch.library.custom_op("maskrcnn_native::multilevel_grid_anchors", mutates_args=())
@@ -214,8 +216,8 @@ def _(cell_anchors, grid_sizes, strides, offset, use_cache):
     return cell_anchors[0].new_empty((total, 4))
 
 
-def multilevel_grid_anchors(cell_anchors: Sequence[Tensor], grid_sizes, strides, *,
-                            offset: float = 0.0, cache: bool = False) -> Tensor:
+def multilevel_grid_anchors(cell_anchors: List[Tensor], grid_sizes: List[List[int]],
+                            strides: List[List[float]], offset: float = 0.0, cache: bool = False) -> Tensor:
     """All FPN levels at once: ``torch.cat([grid_anchors(c, g, s) ...])``.
 
     This is the per-image output of torchvision's ``AnchorGenerator.forward``
@@ -230,12 +232,20 @@ def multilevel_grid_anchors(cell_anchors: Sequence[Tensor], grid_sizes, strides,
         offset: as in :func:`grid_anchors`.
         cache: as in :func:`grid_anchors`.
     Returns:
-        Tensor[sum_l H_l * W_l * A_l, 4], a fresh tensor.
+        Tensor[sum_l H_l * W_l * A_l, 4], a fresh tensor. Scriptable: there
+        grid_sizes is a list of [H, W] and strides a list of [sh, sw] (floats).
     """
     flat_g: List[int] = []
     flat_s: List[float] = []
+    if torch.jit.is_scripting():
+        for g in grid_sizes:
+            flat_g.extend(g)
+        for st in strides:
+            flat_s.extend(st)
+        return torch.ops.maskrcnn_native.multilevel_grid_anchors(cell_anchors, flat_g, flat_s, offset, cache)
     for g in grid_sizes:
         flat_g.extend(_pair("multilevel_grid_anchors", "grid_sizes", g, int))
     for s in strides:
         flat_s.extend(_pair("multilevel_grid_anchors", "strides", s, float))
-    return _multilevel_op(list(cell_anchors), flat_g, flat_s, float(offset), bool(cache))
+    return torch.ops.maskrcnn_native.multilevel_grid_anchors(list(cell_anchors), flat_g, flat_s, float(offset),
+                                                             bool(cache))

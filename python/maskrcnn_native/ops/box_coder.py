@@ -8,8 +8,6 @@ ulp. Neither op is differentiable (box regression losses are computed on the
 encoded targets, which need no gradient).
 """
 
-from __future__ import annotations
-
 import math
 from typing import Sequence, Tuple, Union
 
@@ -17,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._lib import _C, is_numpy
+from ._lib import FLOATS, INTS, _C, check_tensor, is_numpy
 from .nms import _both_or_neither, _np_nrows, _nrows
 
 Array = Union[Tensor, np.ndarray]
@@ -71,6 +69,8 @@ def encode_boxes(reference_boxes: Array, proposals: Array,
         out = np.empty((_np_nrows(reference_boxes), 4), dtype=reference_boxes.dtype)
         _C.encode_boxes(reference_boxes, np.ascontiguousarray(proposals), list(w), out)
         return out
+    check_tensor("encode_boxes", "reference_boxes", reference_boxes, (torch.float32, torch.float64))
+    check_tensor("encode_boxes", "proposals", proposals, (torch.float32, torch.float64))
     return _encode_op(reference_boxes, proposals, list(w))
 
 
@@ -88,8 +88,9 @@ def _(codes, boxes, weights, clamp):
     return codes.new_empty(codes.shape)
 
 
-def decode_boxes(codes: Array, boxes: Array, weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0),
-                 clamp: float = DEFAULT_CLAMP) -> Array:
+def decode_boxes(codes: Tensor, boxes: Tensor,
+                 weights: Tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0),
+                 clamp: float = DEFAULT_CLAMP) -> Tensor:
     """Boxes from regression codes (torchvision BoxCoder.decode_single).
 
     Args:
@@ -100,8 +101,14 @@ def decode_boxes(codes: Array, boxes: Array, weights: Sequence[float] = (1.0, 1.
         clamp: dw and dh are clamped to at most this (default log(1000 / 16)).
     Returns:
         Tensor[N, 4 * C] XYXY: (cx - w/2, cy - h/2, cx + w/2, cy + h/2) with
-        cx = dx * bw + bcx and w = exp(dw) * bw, per set.
+        cx = dx * bw + bcx and w = exp(dw) * bw, per set. Scriptable (weights a
+        tuple of 4 floats there).
     """
+    if torch.jit.is_scripting():
+        if boxes.dtype != codes.dtype:
+            boxes = boxes.to(codes.dtype)
+        return torch.ops.maskrcnn_native.decode_boxes(codes, boxes, [weights[0], weights[1], weights[2],
+                                                                     weights[3]], clamp)
     w = _weights("decode_boxes", weights)
     if _both_or_neither("decode_boxes", codes, boxes):
         codes = np.ascontiguousarray(codes)
@@ -109,6 +116,8 @@ def decode_boxes(codes: Array, boxes: Array, weights: Sequence[float] = (1.0, 1.
         out = np.empty(codes.shape, dtype=codes.dtype)
         _C.decode_boxes(codes, boxes, list(w), float(clamp), out)
         return out
+    check_tensor("decode_boxes", "codes", codes, (torch.float32, torch.float64))
+    check_tensor("decode_boxes", "boxes", boxes, FLOATS + INTS)
     if boxes.dtype != codes.dtype and codes.dtype in (torch.float32, torch.float64):
         boxes = boxes.to(codes.dtype)
-    return _decode_op(codes, boxes, list(w), float(clamp))
+    return torch.ops.maskrcnn_native.decode_boxes(codes, boxes, list(w), float(clamp))

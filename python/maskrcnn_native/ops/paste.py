@@ -42,8 +42,6 @@ pool and bool output is written directly (the zero fill of a full-image mask
 is done by the thread that owns it).
 """
 
-from __future__ import annotations
-
 import operator
 from typing import Any, List, NamedTuple, Optional, Tuple, Union
 
@@ -51,7 +49,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._lib import _C, is_numpy
+from ._lib import FLOATS, HALF, INTS, DTypeError, ShapeError, _C, check_tensor, is_numpy
 
 _OP = "paste_masks"
 _OUTPUTS = ("bitmap", "crops", "rle")
@@ -103,10 +101,25 @@ def _out_shape(masks, height: int, width: int) -> Tuple[int, int, int]:
 @torch.library.custom_op("maskrcnn_native::paste_masks", mutates_args=())
 def _paste_masks_op(masks: Tensor, boxes: Tensor, height: int, width: int, mode: str,
                     threshold: Optional[float]) -> Tensor:
-    dtype = torch.bool if threshold is not None else masks.dtype
-    out = torch.empty(_out_shape(masks, height, width), dtype=dtype, device=masks.device)
-    _C.paste_masks_forward(masks, boxes, out, height, width, mode, threshold)
-    return out
+    half = masks.dtype in HALF
+    m, b = _to_compute(masks.detach(), boxes.detach())
+    dtype = torch.bool if threshold is not None else m.dtype
+    out = torch.empty(_out_shape(m, height, width), dtype=dtype, device=m.device)
+    _C.paste_masks_forward(m, b, out, height, width, mode, threshold)
+    return out.to(masks.dtype) if half and threshold is None else out
+
+
+def _to_compute(masks: Tensor, boxes: Tensor):
+    """masks [N, M, M] contiguous in a kernel dtype (float16/bfloat16 -> float32),
+    boxes converted to it (float32 for float32 / half masks)."""
+    if masks.dim() == 4 and masks.shape[1] == 1:
+        masks = masks[:, 0]
+    if masks.dtype in HALF:
+        masks = masks.float()
+    masks = masks.contiguous()
+    if masks.dtype in (torch.float32, torch.float64) and boxes.dtype != masks.dtype:
+        boxes = boxes.to(masks.dtype)
+    return masks, boxes.contiguous()
 
 
 @_paste_masks_op.register_fake
@@ -154,12 +167,11 @@ def _prepare(masks, boxes):
     if not isinstance(masks, Tensor) or not isinstance(boxes, Tensor):
         bad = masks if not isinstance(masks, Tensor) else boxes
         raise TypeError(f"{_OP}: masks and boxes must be tensors or NumPy arrays, got {type(bad).__name__}")
+    check_tensor(_OP, "masks", masks)
+    check_tensor(_OP, "boxes", boxes, FLOATS + INTS)
     if masks.dim() == 4 and masks.shape[1] == 1:
         masks = masks[:, 0]
-    masks = masks.detach().contiguous()
-    if masks.dtype in (torch.float32, torch.float64) and boxes.dtype != masks.dtype:
-        boxes = boxes.to(masks.dtype)
-    return masks, boxes.detach().contiguous(), False
+    return masks.detach(), boxes.detach(), False
 
 
 # ----------------------------------------------------------------- crops ----
@@ -213,13 +225,15 @@ def _rle(flat, rects, h: int, w: int) -> list:
 
 # ---------------------------------------------------------------- public ----
 
-def paste_masks(masks, boxes, image_size, mode: str = "aligned", threshold: Optional[float] = 0.5,
-                output: str = "bitmap") -> Any:
+def paste_masks(masks: Tensor, boxes: Tensor, image_size: List[int], mode: str = "aligned",
+                threshold: Optional[float] = 0.5, output: str = "bitmap") -> Tensor:
     """Pastes per-box mask probabilities into an image (see the module docstring for the modes).
 
     Args:
-        masks: Tensor[N, M, M] float32|float64 probabilities (``[N, 1, M, M]`` is accepted),
-            or a NumPy array.
+        masks: Tensor[N, M, M] float16|bfloat16|float32|float64 probabilities (``[N, 1, M, M]``
+            is accepted), or a NumPy array. float16/bfloat16 masks (and boxes) are computed in
+            float32: probabilities are the float32 result rounded once, the threshold compares
+            the float32 value.
         boxes: Tensor[N, 4] XYXY, absolute image pixels (converted to masks' dtype; geometry is
             computed in that dtype, so pass float32 for float32 masks to match torchvision's bits).
         image_size: (H, W), both >= 1.
@@ -233,9 +247,21 @@ def paste_masks(masks, boxes, image_size, mode: str = "aligned", threshold: Opti
             full bitmaps, computed from the crops (needs a threshold).
     Returns:
         As selected by ``output``; NumPy inputs give NumPy arrays. Not differentiable.
+        Scriptable (``output="bitmap"`` only, image_size a list of two ints).
     """
+    if not torch.jit.is_scripting():
+        return _paste_masks_eager(masks, boxes, image_size, mode, threshold, output)
+    # The scripted (tensor-only) path: bitmap output.
+    if output != "bitmap":
+        raise ValueError("paste_masks: only output='bitmap' is available in TorchScript")
+    if masks.dim() == 4 and masks.shape[1] == 1:
+        masks = masks[:, 0]
+    return torch.ops.maskrcnn_native.paste_masks(masks, boxes, image_size[0], image_size[1], mode, threshold)
+
+
+def _paste_masks_eager(masks, boxes, image_size, mode: str, threshold: Optional[float], output: str) -> Any:
     if output not in _OUTPUTS:
-        raise ValueError(f"{_OP}: output must be 'bitmap', 'crops' or 'rle', got {output!r}")
+        raise ShapeError(f"{_OP}: output must be 'bitmap', 'crops' or 'rle', got {output!r}")
     if not isinstance(mode, str):
         raise TypeError(f"{_OP}: mode must be a str, got {type(mode).__name__}")
     h, w = _image_size(image_size)
@@ -249,7 +275,13 @@ def paste_masks(masks, boxes, image_size, mode: str = "aligned", threshold: Opti
             _C.paste_masks_forward(masks, boxes, out, h, w, mode, thr)
             return out
         return _paste_masks_op(masks, boxes, h, w, mode, thr)
+    half_dtype = masks.dtype if (not numpy and masks.dtype in HALF) else None
+    if not numpy:
+        masks, boxes = _to_compute(masks, boxes)
     flat, rects, crops = _crops(masks, boxes, h, w, mode, thr, numpy)
+    if half_dtype is not None and thr is None:
+        flat = flat.to(half_dtype)
+        crops = [c.to(half_dtype) for c in crops]
     if output == "crops":
         return MaskCrops(crops, rects[:, :2].copy() if numpy else rects[:, :2].clone(), (h, w))
     return _rle(flat, rects, h, w)
