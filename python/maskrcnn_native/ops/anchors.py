@@ -23,6 +23,7 @@ is ``cache=False`` (recompute into a fresh tensor, equally safe); the cache
 remains available for callers whose grids are expensive to describe.
 """
 
+import math
 import threading
 from collections import OrderedDict
 from typing import List, Sequence, Tuple, Union
@@ -32,7 +33,7 @@ import torch
 from torch import Tensor
 
 from . import _validate as _V
-from ._lib import ShapeError, _C, is_numpy
+from ._lib import DTypeError, ShapeError, _C, check_tensor, is_numpy
 
 Array = Union[Tensor, np.ndarray]
 
@@ -184,6 +185,8 @@ def grid_anchors(cell_anchors: Tensor, grid_size: List[int], stride: List[float]
     sh, sw = _pair("grid_anchors", "stride", stride, float)
     offset = _V.real("grid_anchors", "offset", offset, finite=False)
     _V.array("grid_anchors", "cell_anchors", cell_anchors)
+    if isinstance(cell_anchors, Tensor):
+        check_tensor("grid_anchors", "cell_anchors", cell_anchors, (torch.float32, torch.float64))
     _check_grid("grid_anchors", cell_anchors, h, w)
     if is_numpy(cell_anchors):
         cell = np.ascontiguousarray(cell_anchors)
@@ -269,9 +272,19 @@ def multilevel_grid_anchors(cell_anchors: List[Tensor], grid_sizes: List[List[in
         return torch.ops.maskrcnn_native.multilevel_grid_anchors(cell_anchors, flat_g, flat_s, offset, cache)
     for g in grid_sizes:
         flat_g.extend(_pair("multilevel_grid_anchors", "grid_sizes", g, int))
-    for s in strides:
-        flat_s.extend(_pair("multilevel_grid_anchors", "strides", s, float))
+    for i, s in enumerate(strides):
+        sh, sw = _pair("multilevel_grid_anchors", "strides", s, float)
+        if not (math.isfinite(sh) and math.isfinite(sw) and sh > 0 and sw > 0):
+            raise ShapeError(f"multilevel_grid_anchors: strides[{i}] must be positive and finite, got ({sh}, {sw})")
+        flat_s.extend((sh, sw))
+    for i in range(0, len(flat_g), 2):
+        _check_grid("multilevel_grid_anchors", None, flat_g[i], flat_g[i + 1])
     offset = _V.real("multilevel_grid_anchors", "offset", offset, finite=False)
+    if not isinstance(cell_anchors, (list, tuple)):
+        raise DTypeError(f"multilevel_grid_anchors: cell_anchors must be a list of Tensor[A, 4], "
+                         f"got {type(cell_anchors).__name__}")
+    for i, c in enumerate(cell_anchors):
+        check_tensor("multilevel_grid_anchors", f"cell_anchors[{i}]", c, (torch.float32, torch.float64))
     if isinstance(cell_anchors, (list, tuple)):
         total = 0
         for i, c in enumerate(cell_anchors):
