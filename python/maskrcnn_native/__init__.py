@@ -29,7 +29,7 @@ def cuda_available() -> bool:
     return bool(_C.build_info()["cuda"]) and _C.cuda_device_count() > 0
 
 
-_LAZY = ("data", "evaluation", "visualize", "engine")
+_LAZY = ("data", "evaluation", "visualize", "engine", "compat")
 
 
 def __getattr__(name):
@@ -48,4 +48,4 @@ def __getattr__(name):
 
 __all__ = ["__version__", "build_info", "cuda_available", "get_num_threads", "set_num_threads", "ops",
            "Model", "ModelConfig", "Detections", "data", "evaluate", "evaluation", "visualize",
-           "engine", "train", "TrainConfig", "load_config"]
+           "engine", "train", "TrainConfig", "load_config", "compat"]

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from ._lib import stream as _stream
+from . import _validate as _V
 from ._lib import FLOATS, HALF, INTS, DTypeError, _C, check_same_dtype, check_tensor, is_numpy
 
 Array = Union[Tensor, np.ndarray]
@@ -108,6 +109,9 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
         on the current stream, to copy K (8 bytes) back and size the result.
     """
     if not torch.jit.is_scripting():
+        iou_threshold = _V.real("nms", "iou_threshold", iou_threshold, finite=False)
+        _V.array("nms", "boxes", boxes)
+        _V.array("nms", "scores", scores)
         if _both_or_neither("nms", boxes, scores):
             return _nms_numpy(boxes, scores, iou_threshold)
         check_tensor("nms", "boxes", boxes)
@@ -172,6 +176,10 @@ def batched_nms(boxes: Tensor, scores: Optional[Tensor], idxs: Optional[Tensor],
     if isinstance(boxes, Tensor) and boxes.numel() == 0:
         return torch.empty((0,), dtype=torch.int64, device=boxes.device)
     if not torch.jit.is_scripting():
+        iou_threshold = _V.real("batched_nms", "iou_threshold", iou_threshold, finite=False)
+        _V.array("batched_nms", "boxes", boxes)
+        _V.array("batched_nms", "scores", scores)
+        _V.array("batched_nms", "idxs", idxs, ints=True)
         idxs = _int_idxs(idxs)
         if _both_or_neither("batched_nms", boxes, scores, idxs):
             return _batched_nms_numpy(boxes, scores, idxs, iou_threshold)
@@ -260,6 +268,10 @@ def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
         torchvision); NaN where a coordinate is NaN or the union is 0. Not differentiable.
     """
     if not torch.jit.is_scripting():
+        _V.array("box_iou", "boxes1", boxes1)
+        _V.array("box_iou", "boxes2", boxes2)
+        if getattr(boxes1, "ndim", 0) >= 1 and getattr(boxes2, "ndim", 0) >= 1:
+            _V.elements("box_iou", "the IoU matrix", (boxes1.shape[0], boxes2.shape[0]))
         if _both_or_neither("box_iou", boxes1, boxes2):
             return _box_iou_numpy(boxes1, boxes2)
         check_tensor("box_iou", "boxes1", boxes1, FLOATS + INTS)

@@ -50,6 +50,7 @@ import torch
 from torch import Tensor
 
 from ._lib import stream as _stream
+from . import _validate as _V
 from ._lib import FLOATS, HALF, INTS, DTypeError, ShapeError, _C, check_tensor, is_numpy
 
 _OP = "paste_masks"
@@ -137,13 +138,17 @@ def _image_size(image_size) -> Tuple[int, int]:
     try:
         h, w = image_size
     except (TypeError, ValueError):
-        raise ValueError(f"{_OP}: image_size must be a pair (H, W), got {image_size!r}") from None
+        raise ValueError(f"{_OP}: image_size must be a pair (H, W), got {image_size!r:.60}") from None
     try:
         if isinstance(h, bool) or isinstance(w, bool):
             raise TypeError
-        return operator.index(h), operator.index(w)
+        h, w = operator.index(h), operator.index(w)
     except TypeError:
-        raise TypeError(f"{_OP}: image_size must hold two ints, got {image_size!r}") from None
+        raise TypeError(f"{_OP}: image_size must hold two ints, got {image_size!r:.60}") from None
+    for name, v in (("image_size[0]", h), ("image_size[1]", w)):
+        if v > _V.MAX_IMAGE_SIDE:
+            raise ShapeError(f"{_OP}: {name} = {v} is over the limit of {_V.MAX_IMAGE_SIDE} pixels")
+    return h, w
 
 
 def _threshold(threshold) -> Optional[float]:
@@ -151,11 +156,13 @@ def _threshold(threshold) -> Optional[float]:
         return None
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)):
         raise TypeError(f"{_OP}: threshold must be a float or None, got {type(threshold).__name__}")
-    return float(threshold)
+    return _V.real(_OP, "threshold", threshold, finite=False)
 
 
 def _prepare(masks, boxes):
     """Same container kind for both, masks [N, M, M] contiguous, boxes in masks' dtype."""
+    _V.array(_OP, "masks", masks)
+    _V.array(_OP, "boxes", boxes, ints=True)
     if is_numpy(masks) or is_numpy(boxes):
         if not (is_numpy(masks) and is_numpy(boxes)):
             raise TypeError(f"{_OP}: masks and boxes must both be NumPy arrays or both be tensors")
@@ -172,7 +179,8 @@ def _prepare(masks, boxes):
     check_tensor(_OP, "boxes", boxes, FLOATS + INTS)
     if masks.dim() == 4 and masks.shape[1] == 1:
         masks = masks[:, 0]
-    return masks.detach(), boxes.detach(), False
+    # negative-bit views (torch._neg_view) export their raw memory through DLPack
+    return masks.detach().resolve_neg(), boxes.detach().resolve_neg(), False
 
 
 # ----------------------------------------------------------------- crops ----
@@ -221,7 +229,37 @@ def _rle(flat, rects, h: int, w: int) -> list:
     _C.paste_masks_rle_counts(flat_np, rects_np, counts, lengths, h, w)
     size = [h, w]
     objs = [{"size": size, "counts": counts[s:s + k]} for s, k in zip(starts[:-1].tolist(), lengths.tolist())]
-    return mask_util.frPyObjects(objs, h, w)
+    # pycocotools' rleToString writes past its buffer for a single run of
+    # >= 2^24 pixels (an empty mask on a large image): those are encoded here.
+    out: list = [None] * n
+    rest = [i for i, k in enumerate(lengths.tolist()) if k != 1]
+    for i, k in enumerate(lengths.tolist()):
+        if k == 1:
+            out[i] = {"size": list(size), "counts": rle_string(objs[i]["counts"].tolist())}
+    if rest:
+        for i, r in zip(rest, mask_util.frPyObjects([objs[i] for i in rest], h, w)):
+            out[i] = r
+    return out
+
+
+def rle_string(counts) -> bytes:
+    """COCO compressed RLE string of run lengths ``counts`` (pycocotools' format:
+    runs after the second as differences to the run two before, 5-bit chunks
+    with a continuation bit, offset by 48)."""
+    out = bytearray()
+    for i, x in enumerate(counts):
+        x = int(x)
+        if i > 2:
+            x -= int(counts[i - 2])
+        more = True
+        while more:
+            c = x & 0x1F
+            x >>= 5
+            more = (x != -1) if (c & 0x10) else (x != 0)
+            if more:
+                c |= 0x20
+            out.append(c + 48)
+    return bytes(out)
 
 
 # ---------------------------------------------------------------- public ----
@@ -271,6 +309,8 @@ def _paste_masks_eager(masks, boxes, image_size, mode: str, threshold: Optional[
         raise ValueError(f"{_OP}: output='rle' needs a threshold (COCO RLE is binary), got None")
     masks, boxes, numpy = _prepare(masks, boxes)
     if output == "bitmap":
+        if getattr(masks, "ndim", 0) >= 1:
+            _V.elements(_OP, "the pasted masks", (masks.shape[0], h, w))
         if numpy:
             out = np.empty(_out_shape(masks, h, w), dtype=np.bool_ if thr is not None else masks.dtype)
             _C.paste_masks_forward(masks, boxes, out, h, w, mode, thr)
