@@ -20,7 +20,6 @@ differs from the reference).
 
 from __future__ import annotations
 
-import math
 import traceback
 from typing import Any, Dict, List, Tuple
 
