@@ -1,16 +1,17 @@
 """maskrcnn_native: Mask R-CNN with fast native operators.
 
 The operators (``maskrcnn_native.ops``) are C++ kernels that take tensors
-through DLPack, so they work with any torch 2.x and with NumPy arrays.
+through DLPack, so they work with any torch >= 2.4 and with NumPy arrays.
 """
 
 __version__ = "0.1.0"
 
-from . import _C
-from ._threads import get_num_threads, set_num_threads
-from . import ops
-from .modeling import Model, ModelConfig
-from .structures import Detections
+from ._torch_floor import check_torch
+
+check_torch()  # before the ops register themselves with torch.library
+
+from . import _C, ops  # noqa: E402
+from ._threads import get_num_threads, set_num_threads  # noqa: E402
 
 
 def build_info() -> dict:
@@ -29,16 +30,21 @@ def cuda_available() -> bool:
     return bool(_C.build_info()["cuda"]) and _C.cuda_device_count() > 0
 
 
-_LAZY = ("data", "evaluation", "visualize", "engine", "compat")
+_LAZY = ("data", "evaluation", "visualize", "engine", "compat", "modeling", "structures", "weights")
 
 
 def __getattr__(name):
-    # data/evaluation/visualize import pycocotools and Pillow: load them on first
-    # use so `import maskrcnn_native` stays fast.
+    # Everything above the ops loads on first use: `import maskrcnn_native.ops`
+    # must not pull in the model or the engine (one-way layers), and
+    # data/evaluation/visualize import pycocotools and Pillow.
     import importlib
 
     if name in _LAZY:
         return importlib.import_module(f".{name}", __name__)
+    if name in ("Model", "ModelConfig"):
+        return getattr(importlib.import_module(".modeling", __name__), name)
+    if name == "Detections":
+        return importlib.import_module(".structures", __name__).Detections
     if name == "evaluate":
         return importlib.import_module(".evaluation", __name__).evaluate
     if name in ("train", "TrainConfig", "load_config"):

@@ -24,7 +24,7 @@ __all__ = ["main", "build_parser", "demo_config"]
 # held-out shapes. Measured there (2026-12-01, 2 threads): 1500 iterations,
 # 242 s wall, held-out segm AP 0.632 / bbox AP 0.633.
 
-DEMO = {
+DEMO: Dict[str, Any] = {
     "preset": "R18-FPN",
     "image_size": 96,
     "train_images": 400,
@@ -185,6 +185,21 @@ def _set_threads(n: Optional[int]) -> None:
         set_num_threads(n)
 
 
+def _plot_losses(out: Path) -> None:
+    """loss.png from the run's metrics.jsonl (rank 0 only; a convenience that
+    never fails the command)."""
+    log = out / "metrics.jsonl"
+    # torchrun's RANK: the process group is already shut down when training returns
+    if int(os.environ.get("RANK", "0")) != 0 or not log.exists():
+        return
+    try:
+        from . import visualize
+
+        visualize.plot_losses(str(log), str(out / "loss.png"))
+    except Exception as e:  # noqa: BLE001  (plotting must not fail a finished training)
+        print(f"could not draw the loss curve: {e}", file=sys.stderr)
+
+
 # ----------------------------------------------------------------------------
 # commands
 
@@ -218,6 +233,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
         flush=True,
     )
     result = train(cfg)
+    _plot_losses(out)
     metrics = dict(result.metrics or {})
     from .engine.trainer import build_datasets
 
@@ -254,6 +270,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     if a.no_eval:
         cfg = cfg.replace(eval_at_end=False)
     result = train(cfg)
+    _plot_losses(Path(cfg.output_dir))
     if result.metrics:
         print("evaluation (fractions):")
         print(_fmt_metrics(result.metrics))
@@ -280,7 +297,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
         size = a.image_size or dcfg.get("image_size", 128)
         n = a.num_images or dcfg.get("eval_num_images") or 50
         kp = a.keypoints or bool(dcfg.get("keypoints", False))
-        dataset = mn.data.ShapesDataset(n, image_size=size, seed=a.shapes_seed, keypoints=kp)
+        dataset = mn.data.ShapesDataset(n, image_size=size, seed=a.shapes_seed, keypoints=kp)  # type: ignore[assignment]
         what = f"{n} synthetic {size}px images with seed {a.shapes_seed}"
     print(f"eval: {weights} on {what}", flush=True)
     out = Path(a.out) if a.out else None
@@ -297,6 +314,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
 def cmd_predict(a: argparse.Namespace) -> int:
     _set_threads(a.threads)
     import maskrcnn_native as mn
+
     from .data import load_image
     from .evaluation import detections_to_coco
 
@@ -426,17 +444,7 @@ def _add_threads(p: argparse.ArgumentParser) -> None:
                    help="CPU threads for torch and the native ops (default: torch's default, one per core)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="maskrcnn-native",
-        description="Mask R-CNN with fast native ops: train, evaluate, predict, convert.",
-        epilog="Run '%(prog)s COMMAND --help' for the options of a command. "
-        "Multi-process: torchrun --nproc_per_node N -m maskrcnn_native train ...",
-    )
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-    fmt = argparse.ArgumentDefaultsHelpFormatter
-
+def _add_demo(sub, fmt) -> None:
     d = sub.add_parser("demo", formatter_class=fmt,
                        help="generate shapes, train a small model, evaluate it, draw predictions",
                        description="Generates synthetic shapes (a training split and a held-out split with "
@@ -464,6 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_threads(d)
     d.set_defaults(func=cmd_demo)
 
+
+def _add_train(sub, fmt) -> None:
     t = sub.add_parser("train", formatter_class=fmt, help="train from a YAML/JSON config plus overrides",
                        description="Trains a model described by a TrainConfig (model, data, solver sections; see "
                        "configs/*.yaml). Resumes automatically from the newest checkpoint in the output directory. "
@@ -479,6 +489,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_threads(t)
     t.set_defaults(func=cmd_train)
 
+
+def _add_eval(sub, fmt) -> None:
     e = sub.add_parser("eval", formatter_class=fmt, help="COCO metrics of a trained model",
                        description="Evaluates a saved model (bbox, segm and keypoint AP through pycocotools). "
                        "Data: a freshly generated synthetic split (--shapes-seed; image size, count and keypoints "
@@ -497,6 +509,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_threads(e)
     e.set_defaults(func=cmd_eval)
 
+
+def _add_predict(sub, fmt) -> None:
     pr = sub.add_parser("predict", formatter_class=fmt, help="detect objects in images; pictures + COCO json",
                         description="Runs a saved model on image files; writes OUT/<name>_pred.png with masks, "
                         "boxes, labels, scores (and keypoints) drawn, OUT/predictions.json (COCO results format) "
@@ -512,6 +526,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_threads(pr)
     pr.set_defaults(func=cmd_predict)
 
+
+def _add_make_shapes(sub, fmt) -> None:
     m = sub.add_parser("make-shapes", formatter_class=fmt, help="write the synthetic shapes as images + COCO json",
                        description="Writes DIR/images/*.png and DIR/annotations.json (COCO format, RLE masks, "
                        "keypoints with --keypoints), readable by CocoDataset and 'train --set data.source=coco'.")
@@ -522,6 +538,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--keypoints", action="store_true", help="include keypoints (shape vertices)")
     m.set_defaults(func=cmd_make_shapes)
 
+
+def _add_convert(sub, fmt) -> None:
     c = sub.add_parser("convert", formatter_class=fmt, help="torchvision .pth -> native safetensors",
                        description="Converts a torchvision detection checkpoint (read with weights_only=True, "
                        "nothing is unpickled) into DST (safetensors) plus DST.json (the model config), loadable "
@@ -535,6 +553,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="re-initialise class-specific layers (for fine-tuning on other classes)")
     c.set_defaults(func=cmd_convert)
 
+
+def _add_bench(sub, fmt) -> None:
     b = sub.add_parser("bench", formatter_class=fmt, help="time the native ops (vs torchvision when installed)",
                        description="Runs the pytest-benchmark suite in benchmarks/ (source checkout), or with "
                        "--quick (or outside a checkout) a short built-in timing of RoIAlign against torchvision.")
@@ -542,6 +562,25 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=5, help="repeats of the quick timing (best is reported)")
     b.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra arguments passed to pytest")
     b.set_defaults(func=cmd_bench)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="maskrcnn-native",
+        description="Mask R-CNN with fast native ops: train, evaluate, predict, convert.",
+        epilog="Run '%(prog)s COMMAND --help' for the options of a command. "
+        "Multi-process: torchrun --nproc_per_node N -m maskrcnn_native train ...",
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    _add_demo(sub, fmt)
+    _add_train(sub, fmt)
+    _add_eval(sub, fmt)
+    _add_predict(sub, fmt)
+    _add_make_shapes(sub, fmt)
+    _add_convert(sub, fmt)
+    _add_bench(sub, fmt)
     return p
 
 

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from .structures import Instances
+
 __all__ = ["draw", "save_grid", "plot_losses", "to_pil", "color_for"]
 
 
@@ -59,15 +61,7 @@ def to_pil(image: Any) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(arr[:, :, :3]), "RGB")
 
 
-def _get(det: Any, name: str):
-    if isinstance(det, Mapping):
-        return det.get(name)
-    return getattr(det, name, None)
-
-
-def _np(x) -> Optional[np.ndarray]:
-    if x is None:
-        return None
+def _np(x: Any) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         return x.detach().cpu().numpy()
     return np.asarray(x)
@@ -96,7 +90,10 @@ def _masks_array(masks: Any, n: int, h: int, w: int) -> Optional[np.ndarray]:
             out.append(mask_utils.decode(r).astype(bool))
         m = np.stack(out) if out else np.zeros((0, h, w), bool)
     else:
-        m = _np(masks) if not isinstance(masks, (list, tuple)) else np.stack([_np(x) for x in masks]) if masks else np.zeros((0, h, w))
+        if not isinstance(masks, (list, tuple)):
+            m = _np(masks)
+        else:
+            m = np.stack([_np(x) for x in masks]) if masks else np.zeros((0, h, w))
         if m.ndim == 4:
             m = m[:, 0]
         m = m > 0.5 if m.dtype != bool else m
@@ -106,6 +103,44 @@ def _masks_array(masks: Any, n: int, h: int, w: int) -> Optional[np.ndarray]:
         t = torch.from_numpy(m.astype(np.float32))[None]
         m = (torch.nn.functional.interpolate(t, size=(h, w), mode="nearest")[0] > 0.5).numpy()
     return m
+
+
+def _blend_masks(pil: Image.Image, masks: np.ndarray, keep: np.ndarray, colors: Sequence[Tuple[int, int, int]],
+                 alpha: float) -> Image.Image:
+    """Masks [D, H, W] bool of the kept detections blended into the image with their outline."""
+    arr = np.asarray(pil, dtype=np.float32).copy()
+    for i in np.nonzero(keep)[0].tolist():
+        m = masks[i]
+        if not m.any():
+            continue
+        c = np.asarray(colors[i], np.float32)
+        arr[m] = arr[m] * (1 - alpha) + c * alpha
+        edge = m & ~(np.roll(m, 1, 0) & np.roll(m, -1, 0) & np.roll(m, 1, 1) & np.roll(m, -1, 1))
+        arr[edge] = c
+    return Image.fromarray(arr.clip(0, 255).astype(np.uint8), "RGB")
+
+
+def _draw_label(d: ImageDraw.ImageDraw, text: str, x1: float, y1: float, color: Tuple[int, int, int],
+                font: Any) -> None:
+    """``text`` on a box of ``color`` above the corner (x1, y1), black or white for contrast."""
+    left, top, right, bottom = d.textbbox((0, 0), text, font=font)
+    tx, ty = max(0.0, x1), max(0.0, y1 - (bottom - top) - 3)
+    d.rectangle([tx, ty, tx + (right - left) + 3, ty + (bottom - top) + 3], fill=color)
+    ink = (0, 0, 0) if sum(color) > 380 else (255, 255, 255)
+    d.text((tx + 1 - left, ty + 1 - top), text, fill=ink, font=font)
+
+
+def _draw_keypoints(d: ImageDraw.ImageDraw, k: np.ndarray, color: Tuple[int, int, int], lw: int,
+                    skeleton: Optional[Sequence[Tuple[int, int]]], keypoint_threshold: float) -> None:
+    """One instance's keypoints [P, 3] as dots, skeleton pairs as lines."""
+    vis = k[:, 2] > keypoint_threshold
+    rad = max(2, lw + 1)
+    for a, b in (skeleton or []):
+        if 0 <= a < len(k) and 0 <= b < len(k) and vis[a] and vis[b]:
+            d.line([(k[a, 0], k[a, 1]), (k[b, 0], k[b, 1])], fill=color, width=lw)
+    for j in np.nonzero(vis)[0]:
+        x, y = k[j, 0], k[j, 1]
+        d.ellipse([x - rad, y - rad, x + rad, y + rad], fill=(255, 255, 255), outline=color)
 
 
 def draw(
@@ -137,57 +172,31 @@ def draw(
         raise ValueError(f"draw: color_by must be 'instance' or 'class', got {color_by!r}")
     pil = to_pil(image)
     w, h = pil.size
-    boxes = _np(_get(detections, "boxes"))
-    boxes = np.zeros((0, 4)) if boxes is None else boxes.reshape(-1, 4).astype(np.float64)
+    det = Instances.coerce(detections, default_scores=True)
+    boxes = _np(det.boxes).reshape(-1, 4).astype(np.float64)
     n = len(boxes)
-    scores = _np(_get(detections, "scores"))
-    labels = _np(_get(detections, "labels"))
-    keep = np.ones(n, dtype=bool) if scores is None else scores.reshape(-1) >= score_threshold
-    masks = _masks_array(_get(detections, "masks"), n, h, w) if show_masks else None
-    kps = _np(_get(detections, "keypoints")) if show_keypoints else None
+    scores = _np(det.scores)
+    labels = _np(det.labels)
+    keep = scores.reshape(-1) >= score_threshold
+    masks = _masks_array(det.masks, n, h, w) if show_masks else None
+    kps = _np(det.keypoints) if show_keypoints and det.keypoints is not None else None
     lw = line_width or max(1, round(min(h, w) / 200))
-    colors = [color_for(int(labels[i]) if (color_by == "class" and labels is not None) else i) for i in range(n)]
+    colors = [color_for(int(labels[i]) if color_by == "class" else i) for i in range(n)]
 
     if masks is not None and keep.any():
-        arr = np.asarray(pil, dtype=np.float32).copy()
-        for i in np.nonzero(keep)[0]:
-            m = masks[i]
-            if not m.any():
-                continue
-            c = np.asarray(colors[i], np.float32)
-            arr[m] = arr[m] * (1 - alpha) + c * alpha
-            edge = m & ~(np.roll(m, 1, 0) & np.roll(m, -1, 0) & np.roll(m, 1, 1) & np.roll(m, -1, 1))
-            arr[edge] = c
-        pil = Image.fromarray(arr.clip(0, 255).astype(np.uint8), "RGB")
-
+        pil = _blend_masks(pil, masks, keep, colors, alpha)
     d = ImageDraw.Draw(pil)
     font = _font(max(10, min(h, w) // 28))
     for i in np.nonzero(keep)[0]:
         x1, y1, x2, y2 = boxes[i]
         if show_boxes:
             d.rectangle([x1, y1, max(x1, x2 - 1), max(y1, y2 - 1)], outline=colors[i], width=lw)
-        if show_labels and (labels is not None or scores is not None):
-            parts = []
-            if labels is not None:
-                lab = int(labels.reshape(-1)[i])
-                parts.append(class_names[lab] if class_names is not None and 0 <= lab < len(class_names) else str(lab))
-            if scores is not None:
-                parts.append(f"{float(scores.reshape(-1)[i]):.2f}")
-            text = " ".join(parts)
-            l, t, r, b = d.textbbox((0, 0), text, font=font)
-            tx, ty = max(0.0, x1), max(0.0, y1 - (b - t) - 3)
-            d.rectangle([tx, ty, tx + (r - l) + 3, ty + (b - t) + 3], fill=colors[i])
-            d.text((tx + 1 - l, ty + 1 - t), text, fill=(0, 0, 0) if sum(colors[i]) > 380 else (255, 255, 255), font=font)
+        if show_labels:
+            lab = int(labels.reshape(-1)[i])
+            name = class_names[lab] if class_names is not None and 0 <= lab < len(class_names) else str(lab)
+            _draw_label(d, f"{name} {float(scores.reshape(-1)[i]):.2f}", x1, y1, colors[i], font)
         if kps is not None and len(kps) == n:
-            k = kps[i]
-            vis = k[:, 2] > keypoint_threshold
-            rad = max(2, lw + 1)
-            for a, b in (skeleton or []):
-                if 0 <= a < len(k) and 0 <= b < len(k) and vis[a] and vis[b]:
-                    d.line([(k[a, 0], k[a, 1]), (k[b, 0], k[b, 1])], fill=colors[i], width=lw)
-            for j in np.nonzero(vis)[0]:
-                x, y = k[j, 0], k[j, 1]
-                d.ellipse([x - rad, y - rad, x + rad, y + rad], fill=(255, 255, 255), outline=colors[i])
+            _draw_keypoints(d, kps[i], colors[i], lw, skeleton, keypoint_threshold)
     return pil
 
 
@@ -210,7 +219,8 @@ def save_grid(images: Sequence[Any], detections_list: Optional[Sequence[Any]], p
         cell = draw(im, det, **draw_kwargs) if det is not None else to_pil(im)
         if max_cell is not None and max(cell.size) > max_cell:
             s = max_cell / max(cell.size)
-            cell = cell.resize((max(1, round(cell.width * s)), max(1, round(cell.height * s))), Image.BILINEAR)
+            new_size = (max(1, round(cell.width * s)), max(1, round(cell.height * s)))
+            cell = cell.resize(new_size, Image.Resampling.BILINEAR)
         cells.append(cell)
     n = len(cells)
     cols = ncols or math.ceil(math.sqrt(n))
@@ -256,17 +266,10 @@ def _nice_ticks(lo: float, hi: float, n: int = 5) -> List[float]:
     return [start + k * step for k in range(int((hi - start) / step + 1e-9) + 1)]
 
 
-def plot_losses(source: Union[str, os.PathLike, Iterable[Mapping]], png_path: Optional[str] = None, *,
-                keys: Optional[Sequence[str]] = None, size: Tuple[int, int] = (800, 500),
-                smooth: int = 1, title: str = "training losses") -> Image.Image:
-    """Loss curves from JSONL metrics (a path) or a list of records, as a PNG.
-
-    The x axis is ``iter``/``iteration``/``step`` (else the record index).
-    ``keys`` default: every numeric field whose name starts with ``loss``.
-    Records lacking a key or with a non-finite value are skipped for that
-    curve. ``smooth`` > 1 draws a trailing moving average over that many points.
-    """
-    records = [r for r in _read_records(source) if isinstance(r, Mapping)]
+def _loss_series(records: List[Mapping], keys: Optional[Sequence[str]],
+                 smooth: int) -> Dict[str, Tuple[List[float], List[float]]]:
+    """{loss name: (x values, y values)} of the finite numeric records, smoothed
+    by a trailing moving average of ``smooth`` points."""
     if keys is None:
         seen: List[str] = []
         for r in records:
@@ -290,7 +293,20 @@ def plot_losses(source: Union[str, os.PathLike, Iterable[Mapping]], png_path: Op
                   for i in range(len(ys))]
         if xs:
             series[k] = (xs, ys)
+    return series
 
+
+def plot_losses(source: Union[str, os.PathLike, Iterable[Mapping]], png_path: Optional[str] = None, *,
+                keys: Optional[Sequence[str]] = None, size: Tuple[int, int] = (800, 500),
+                smooth: int = 1, title: str = "training losses") -> Image.Image:
+    """Loss curves from JSONL metrics (a path) or a list of records, as a PNG.
+
+    The x axis is ``iter``/``iteration``/``step`` (else the record index).
+    ``keys`` default: every numeric field whose name starts with ``loss``.
+    Records lacking a key or with a non-finite value are skipped for that
+    curve. ``smooth`` > 1 draws a trailing moving average over that many points.
+    """
+    series = _loss_series([r for r in _read_records(source) if isinstance(r, Mapping)], keys, smooth)
     W, H = size
     img = Image.new("RGB", (W, H), (255, 255, 255))
     d = ImageDraw.Draw(img)

@@ -34,11 +34,6 @@ def _gt_as_predictions(ds, with_kp=False):
     return preds
 
 
-@pytest.fixture(scope="module")
-def shapes():
-    return ShapesDataset(6, image_size=64, seed=11, keypoints=True)
-
-
 def test_ground_truth_as_predictions_gives_ap_one(shapes):
     r = evaluate_detections(_gt_as_predictions(shapes, True), shapes, ("bbox", "segm", "keypoints"))
     for t in ("bbox", "segm", "keypoints"):

@@ -61,28 +61,34 @@ def test_tta_keypoints_need_flip_map():
         predict_tta(_Finder(), [_image()], scales=(40,), flip=True)
 
 
-class _WithPreprocessor(_Finder):
-    class _Pre:
-        min_size = (800,)
-        max_size = 1333
+class _WithSizes(_Finder):
+    """A model that resizes internally and takes the size per call (as mn.Model)."""
 
     def __init__(self):
         super().__init__()
-        self.preprocess = self._Pre()
         self.seen = []
 
-    def predict(self, images):
-        self.seen.append((self.preprocess.min_size, self.preprocess.max_size))
+    def predict(self, images, min_size=None, max_size=None):
+        self.seen.append((min_size, max_size))
         return super().predict(images)
 
 
-def test_tta_overrides_a_model_preprocessor_and_restores_it():
-    model = _WithPreprocessor()
+def test_tta_passes_sizes_to_a_model_that_takes_them():
+    model = _WithSizes()
     (det,) = predict_tta(model, [_image()], scales=(300, 500), flip=False, max_size=900)
-    assert model.seen == [((300,), 900), ((500,), 900)]
+    assert model.seen == [(300, 900), (500, 900)]
     assert model.sizes == [(40, 60), (40, 60)]  # the image itself was not resized
-    assert model.preprocess.min_size == (800,) and model.preprocess.max_size == 1333
     assert torch.allclose(det.boxes[0], torch.tensor([8.0, 10.0, 28.0, 30.0]))
+
+
+def test_tta_leaves_the_model_unchanged():
+    import maskrcnn_native as mn
+
+    model = mn.Model("R18-FPN", num_classes=3, min_size=64, max_size=96, fpn_channels=32, box_head_dim=64).eval()
+    before = (model.preprocess.min_size, model.preprocess.max_size)
+    (det,) = predict_tta(model, [_image()], scales=(48, 80), flip=True)
+    assert (model.preprocess.min_size, model.preprocess.max_size) == before
+    assert det.image_size == (40, 60) and det.masks is not None and det.masks.shape[-2:] == (40, 60)
 
 
 def test_merge_votes_masks_and_keeps_classes_apart():
@@ -98,17 +104,17 @@ def test_merge_votes_masks_and_keeps_classes_apart():
     masks[3, 3, :] = 1          # other class
     kps = torch.tensor([[[0.0, 0.0, 1.0]], [[3.0, 0.0, 2.0]], [[6.0, 0.0, 1.0]], [[50.0, 50.0, 1.0]]])
     out = merge_detections(boxes, scores, labels, masks, kps, nms_threshold=0.5, match_iou=0.5)
-    assert out["labels"].tolist() == [1, 2]
-    assert out["scores"].tolist() == pytest.approx([0.9, 0.6])
-    m = out["masks"][0]
+    assert out.labels.tolist() == [1, 2]
+    assert out.scores.tolist() == pytest.approx([0.9, 0.6])
+    m = out.masks[0]
     # pixel in all 3 -> kept; in 1 of 3 -> dropped; row 0 right half in 1 of 3 -> dropped
     assert m[0, :2].all() and not m[0, 2:].any() and not m[1].any()
-    assert out["masks"][1][3].all() and out["masks"][1].sum() == 4
-    assert out["keypoints"][0, 0].tolist() == pytest.approx([3.0, 0.0, 2.0])
-    assert out["keypoints"][1, 0, :2].tolist() == [50.0, 50.0]
+    assert out.masks[1][3].all() and out.masks[1].sum() == 4
+    assert out.keypoints[0, 0].tolist() == pytest.approx([3.0, 0.0, 2.0])
+    assert out.keypoints[1, 0, :2].tolist() == [50.0, 50.0]
 
 
 def test_merge_empty():
     out = merge_detections(torch.zeros(0, 4), torch.zeros(0), torch.zeros(0, dtype=torch.int64),
                            torch.zeros(0, 5, 6), None)
-    assert out["boxes"].shape == (0, 4) and out["masks"].shape == (0, 5, 6)
+    assert out.boxes.shape == (0, 4) and out.masks.shape == (0, 5, 6)

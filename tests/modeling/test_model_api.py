@@ -8,6 +8,7 @@ import torch
 import maskrcnn_native as mn
 from maskrcnn_native.modeling.config import PRESETS
 
+# conftest.SMALL_MODEL; the shared `small_model` fixture is built from the same values
 SMALL = dict(min_size=64, max_size=96, num_classes=3, rpn_pre_nms_top_n_test=100, rpn_post_nms_top_n_test=20,
              rpn_pre_nms_top_n_train=100, rpn_post_nms_top_n_train=30, box_batch_size_per_image=16,
              score_threshold=0.0, detections_per_image=10)
@@ -122,12 +123,6 @@ def test_bad_targets_raise():
         model([img])
 
 
-@pytest.fixture(scope="module")
-def small_model():
-    torch.manual_seed(0)
-    return mn.Model("R18-FPN", **SMALL).eval()
-
-
 def test_predict_input_types(small_model, tmp_path):
     from PIL import Image
 
@@ -190,7 +185,7 @@ def test_save_load_round_trip(small_model, tmp_path):
 
 
 def test_load_checked_reports_keys(small_model):
-    from maskrcnn_native.modeling.meta_arch import load_checked
+    from maskrcnn_native.weights import load_checked
 
     sd = dict(small_model.state_dict())
     sd.pop("rpn.head.conv.weight")

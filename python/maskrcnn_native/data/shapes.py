@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-__all__ = ["ShapesDataset", "write_coco", "SHAPE_CLASSES", "SHAPE_KEYPOINT_NAMES"]
+__all__ = ["ShapesDataset", "coco_dict", "write_coco", "SHAPE_CLASSES", "SHAPE_KEYPOINT_NAMES"]
 
 SHAPE_CLASSES = ("circle", "square", "triangle", "star", "hexagon")
 SHAPE_KEYPOINT_NAMES = ("top", "right", "bottom", "left")
@@ -197,7 +197,7 @@ class ShapesDataset(torch.utils.data.Dataset):
         for m in masks:
             ys, xs = np.nonzero(m)
             boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
-        target = {
+        target: Dict[str, Any] = {
             "boxes": torch.tensor(boxes, dtype=torch.float32).reshape(K, 4),
             "labels": torch.tensor(labels, dtype=torch.int64),
             "masks": (torch.from_numpy(np.stack(masks).astype(np.uint8)) if K
@@ -222,7 +222,7 @@ class ShapesDataset(torch.utils.data.Dataset):
         n = int(rng.integers(self.min_shapes, self.max_shapes + 1))
         owner = np.full((h, w), -1, dtype=np.int32)
         full_area: List[int] = []
-        placed = []  # (label, full mask, points)
+        placed: List[tuple] = []  # (label, full mask, points)
         short = min(h, w)
         for _ in range(n):
             for _attempt in range(10):
@@ -272,7 +272,7 @@ class ShapesDataset(torch.utils.data.Dataset):
 
     def coco_dict(self, *, file_name_format: str = "{:06d}.png", progress: bool = False) -> dict:
         """The ground truth as a COCO dict (compressed RLE masks)."""
-        return _coco_dict(self, file_name_format=file_name_format, progress=progress)
+        return coco_dict(self, file_name_format=file_name_format, progress=progress)
 
     def to_coco_api(self):
         """A pycocotools ``COCO`` object holding this dataset's ground truth."""
@@ -296,8 +296,8 @@ def _item(dataset, i):
     return dataset.raw(i) if hasattr(dataset, "raw") else dataset[i]
 
 
-def _coco_dict(dataset, *, file_name_format: str = "{:06d}.png", progress: bool = False,
-               images_out: Optional[str] = None) -> dict:
+def coco_dict(dataset, *, file_name_format: str = "{:06d}.png", progress: bool = False,
+              images_out: Optional[str] = None) -> dict:
     """COCO dict of any dataset with our item format (+ PNGs when ``images_out``)."""
     from pycocotools import mask as mask_utils
 
@@ -312,7 +312,8 @@ def _coco_dict(dataset, *, file_name_format: str = "{:06d}.png", progress: bool 
             c["keypoints"] = kp_names
             c["skeleton"] = [[a + 1, b + 1] for a, b in getattr(dataset, "skeleton", [])]
         categories.append(c)
-    images, annotations = [], []
+    images: List[dict] = []
+    annotations: List[dict] = []
     rng = range(len(dataset))
     if progress:
         from tqdm import tqdm
@@ -367,7 +368,7 @@ def write_coco(dataset, out_dir: str, *, image_subdir: str = "images", json_name
     out_dir = os.fspath(out_dir)
     image_dir = os.path.join(out_dir, image_subdir)
     os.makedirs(image_dir, exist_ok=True)
-    data = _coco_dict(dataset, progress=progress, images_out=image_dir)
+    data = coco_dict(dataset, progress=progress, images_out=image_dir)
     json_path = os.path.join(out_dir, json_name)
     tmp = json_path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:

@@ -10,9 +10,9 @@ layer after layer (each layer sees already-normalised inputs). Training then
 proceeds with these fixed statistics, like BatchNorm evaluated with its
 statistics at initialisation.
 
-It relies on the backbone computing conv + frozen BN through
-``maskrcnn_native.modeling.backbone.resnet.conv_bn``; with any other model it
-does nothing and returns 0.
+It uses the calibration mode of ``modeling.layers.FrozenBatchNorm2d``
+(``frozen_bn_calibration``): the backbone's own ``conv_bn`` calls set the
+statistics. A model without ``preprocess`` and ``backbone`` is left alone (0).
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ import logging
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
+
+from ..modeling.layers import frozen_bn_calibration
+from ..structures import image_to_float
 
 __all__ = ["init_frozen_bn_from_data"]
 
@@ -31,37 +33,17 @@ log = logging.getLogger("maskrcnn_native.train")
 def init_frozen_bn_from_data(model: torch.nn.Module, images: Sequence[torch.Tensor]) -> int:
     """Sets frozen-BN statistics from ``images`` (list of Tensor[3, H, W] in
     [0, 1]); returns how many BN layers were initialised."""
-    try:
-        from ..modeling.backbone import resnet as R
-    except Exception:
+    preprocess, backbone = getattr(model, "preprocess", None), getattr(model, "backbone", None)
+    if not isinstance(preprocess, torch.nn.Module) or not isinstance(backbone, torch.nn.Module):
         return 0
-    if not hasattr(model, "preprocess") or not hasattr(model, "backbone") or not hasattr(R, "conv_bn"):
-        return 0
-    original = R.conv_bn
-    seen = set()
-
-    def calibrating_conv_bn(x, conv, bn):
-        if not isinstance(bn, R.FrozenBatchNorm2d):  # trainable norms compute their own statistics
-            return original(x, conv, bn)
-        z = F.conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
-        if id(bn) not in seen:
-            seen.add(id(bn))
-            bn.running_mean.copy_(z.mean(dim=(0, 2, 3)))
-            bn.running_var.copy_(z.var(dim=(0, 2, 3), unbiased=False))
-            bn.weight.fill_(1.0)
-            bn.bias.zero_()
-        scale, shift = bn.scale_shift()
-        return z * scale.view(1, -1, 1, 1) + shift.view(1, -1, 1, 1)
-
     was_training = model.training
     model.eval()
-    R.conv_bn = calibrating_conv_bn
     try:
-        with torch.no_grad():
-            batch, _, _ = model.preprocess([im.float() for im in images], None, training=False)
-            model.backbone(batch.tensors)
+        with torch.no_grad(), frozen_bn_calibration(backbone) as norms:
+            batch, _, _ = preprocess([image_to_float(im) for im in images], None, training=False)
+            backbone(batch.tensors)
+            n = sum(1 for m in norms if not m.calibrating)
     finally:
-        R.conv_bn = original
         model.train(was_training)
-    log.info("initialised %d frozen BatchNorm layers from %d images", len(seen), len(images))
-    return len(seen)
+    log.info("initialised %d frozen BatchNorm layers from %d images", n, len(images))
+    return n

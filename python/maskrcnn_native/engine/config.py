@@ -248,7 +248,7 @@ def _model_config_fields() -> Optional[Dict[str, Any]]:
     try:
         from .. import modeling  # type: ignore
 
-        ModelConfig = getattr(modeling, "ModelConfig")
+        ModelConfig = modeling.ModelConfig
     except Exception:
         return None
     if not dataclasses.is_dataclass(ModelConfig):

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
-__all__ = ["derive_seed", "GlobalOrder", "TrainBatchSampler", "SeededDataset", "collate"]
+__all__ = ["derive_seed", "GlobalOrder", "TrainBatchSampler", "SeededDataset"]
 
 
 def derive_seed(*values: int) -> int:
@@ -146,12 +146,3 @@ class SeededDataset(Dataset):
                 torch.set_rng_state(saved[0])
                 np.random.set_state(saved[1])
                 random.setstate(saved[2])
-
-
-def collate(batch: Sequence[Tuple[Any, Any]]) -> Tuple[List[Any], List[Any]]:
-    """``[(image, target), ...]`` -> ``([images], [targets])``."""
-    images, targets = [], []
-    for item in batch:
-        images.append(item[0])
-        targets.append(item[1])
-    return images, targets

@@ -32,16 +32,18 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 import torch
 
+from ..data.transforms import collate
+from ..structures import image_to_float
 from . import checkpoint as ckpt
 from .config import TrainConfig, config_to_dict, save_config
 from .distributed import (DistInfo, all_reduce_mean, barrier, convert_sync_batchnorm, init_distributed,
                           shutdown_distributed)
-from .sampler import GlobalOrder, SeededDataset, TrainBatchSampler, collate, derive_seed
+from .sampler import GlobalOrder, SeededDataset, TrainBatchSampler, derive_seed
 from .solver import WarmupMultiStepLR, build_optimizer
 
 __all__ = ["train", "TrainResult", "build_datasets", "build_model", "NonFiniteLossError"]
@@ -99,7 +101,8 @@ def build_datasets(cfg: TrainConfig, train: bool = True, eval: bool = True):
     from .. import data as mdata
 
     d = cfg.data
-    train_ds = eval_ds = None
+    train_ds: Any = None
+    eval_ds: Any = None
     if d.source == "shapes":
         if train:
             train_ds = mdata.ShapesDataset(d.num_images, image_size=d.image_size, seed=d.seed, keypoints=d.keypoints)
@@ -113,7 +116,7 @@ def build_datasets(cfg: TrainConfig, train: bool = True, eval: bool = True):
                 raise ValueError("data.source=coco needs data.image_dir and data.annotation_json")
             train_ds = mdata.CocoDataset(d.image_dir, d.annotation_json, skip_invalid=d.skip_invalid)
         if eval and d.eval_annotation_json:
-            eval_ds = mdata.CocoDataset(d.eval_image_dir or d.image_dir, d.eval_annotation_json,
+            eval_ds = mdata.CocoDataset(d.eval_image_dir or d.image_dir or "", d.eval_annotation_json,
                                         skip_invalid=d.skip_invalid)
     if train_ds is not None and d.horizontal_flip:
         train_ds = _Flipped(train_ds, _flip_map(train_ds))
@@ -192,11 +195,7 @@ def load_initial_weights(model: torch.nn.Module, path: str, preset: str) -> None
 
 
 def _to_device(images, targets, device):
-    out_images = []
-    for im in images:
-        if im.dtype == torch.uint8:
-            im = im.float().div_(255.0)
-        out_images.append(im.to(device, non_blocking=True))
+    out_images = [image_to_float(im).to(device, non_blocking=True) for im in images]
     out_targets = []
     for t in targets:
         out_targets.append({k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in t.items()})
@@ -222,8 +221,9 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
 def save_final_model(model: torch.nn.Module, path: Path) -> Path:
     """``model.save`` (safetensors + config JSON) when the model has it,
     else a plain safetensors file of the state_dict."""
-    if hasattr(model, "save"):
-        model.save(str(path))
+    save = getattr(model, "save", None)
+    if callable(save):
+        save(str(path))
     else:
         from safetensors.torch import save_file
 
@@ -271,7 +271,7 @@ class _MetricsWriter:
             if rec.get("iteration", 0) <= iteration:
                 keep.append(line)
         tmp = self.path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(l + "\n" for l in keep))
+        tmp.write_text("".join(line + "\n" for line in keep))
         os.replace(tmp, self.path)
 
     def close(self) -> None:
@@ -323,7 +323,33 @@ def train(
         shutdown_distributed(info)
 
 
+@dataclass
+class _Run:
+    """The state one training run carries between its phases."""
+
+    cfg: TrainConfig
+    info: DistInfo
+    out: Path
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: WarmupMultiStepLR
+    scaler: Optional[Any]
+    writer: "_MetricsWriter"
+    train_dataset: Any
+    eval_dataset: Any
+    start_iter: int = 0
+    start_position: Optional[int] = None
+
+
 def _train(cfg: TrainConfig, info: DistInfo, model, train_dataset, eval_dataset, evaluate) -> TrainResult:
+    run = _setup(cfg, info, model, train_dataset, eval_dataset, evaluate)
+    _restore(run)
+    iteration, history = _loop(run)
+    return _finish(run, iteration, history, evaluate)
+
+
+def _setup(cfg: TrainConfig, info: DistInfo, model, train_dataset, eval_dataset, evaluate) -> _Run:
+    """Output directory, seeds, datasets, model on its device, optimizer, schedule, metrics writer."""
     s = cfg.solver
     device = info.device
     out = Path(cfg.output_dir)
@@ -352,163 +378,207 @@ def _train(cfg: TrainConfig, info: DistInfo, model, train_dataset, eval_dataset,
     if s.amp == "fp16" and device.type != "cuda":
         raise ValueError("solver.amp='fp16' needs CUDA; use 'bf16' on CPU")
     scaler = torch.amp.GradScaler("cuda") if s.amp == "fp16" else None
+    return _Run(cfg, info, out, model, optimizer, scheduler, scaler, _MetricsWriter(out, info.is_main),
+                train_dataset, eval_dataset)
 
-    writer = _MetricsWriter(out, info.is_main)
-    start_iter = 0
-    start_position = None
-    latest = ckpt.latest_checkpoint(out) if cfg.resume else None
+
+def _restore(run: _Run) -> None:
+    """Resume from the latest checkpoint (model, optimizer, schedule, RNG,
+    data cursor) or, on a fresh run, optionally calibrate frozen BN from data."""
+    cfg, info, writer = run.cfg, run.info, run.writer
+    latest = ckpt.latest_checkpoint(run.out) if cfg.resume else None
     if latest is not None:
         state = ckpt.load_checkpoint(latest, map_location="cpu")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if scaler is not None and state.get("grad_scaler"):
-            scaler.load_state_dict(state["grad_scaler"])
+        run.model.load_state_dict(state["model"])
+        run.optimizer.load_state_dict(state["optimizer"])
+        run.scheduler.load_state_dict(state["scheduler"])
+        if run.scaler is not None and state.get("grad_scaler"):
+            run.scaler.load_state_dict(state["grad_scaler"])
         ckpt.restore_rng_state(state["rng"])
-        start_iter = int(state["iteration"])
-        start_position = int(state["data"]["position"])
+        run.start_iter = int(state["iteration"])
+        run.start_position = int(state["data"]["position"])
         if info.is_main:
-            writer.truncate_after(start_iter)
-            log.info("resumed from %s at iteration %d", latest, start_iter)
-    else:
-        if info.is_main and writer.path.exists():
-            writer.path.unlink()  # a fresh run starts a fresh log
-        if cfg.model.init_bn_from_data and not cfg.model.weights:
-            from .bn_init import init_frozen_bn_from_data
+            writer.truncate_after(run.start_iter)
+            log.info("resumed from %s at iteration %d", latest, run.start_iter)
+        return
+    if info.is_main and writer.path.exists():
+        writer.path.unlink()  # a fresh run starts a fresh log
+    if cfg.model.init_bn_from_data and not cfg.model.weights:
+        from .bn_init import init_frozen_bn_from_data
 
-            order0 = GlobalOrder(len(train_dataset), cfg.seed)
-            seeded = SeededDataset(train_dataset)
-            n = min(16, len(train_dataset))
-            images = [seeded[(order0[p], order0.sample_seed(p))][0] for p in range(n)]
-            init_frozen_bn_from_data(model, [im.to(device) for im in images])
+        order0 = GlobalOrder(len(run.train_dataset), cfg.seed)
+        seeded = SeededDataset(run.train_dataset)
+        n = min(16, len(run.train_dataset))
+        images = [seeded[(order0[p], order0.sample_seed(p))][0] for p in range(n)]
+        init_frozen_bn_from_data(run.model, [im.to(run.info.device) for im in images])
 
-    ddp_model = model
-    if info.world_size > 1:
-        convert_sync_batchnorm(model)  # norm="bn": global-batch statistics, as one process would have
-        ddp_model = torch.nn.parallel.DistributedDataParallel(
-            model,
-            device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=cfg.find_unused_parameters,
-        )
 
-    order = GlobalOrder(len(train_dataset), cfg.seed)
+def _wrap_ddp(run: _Run) -> torch.nn.Module:
+    if run.info.world_size == 1:
+        return run.model
+    device = run.info.device
+    convert_sync_batchnorm(run.model)  # norm="bn": global-batch statistics, as one process would have
+    return torch.nn.parallel.DistributedDataParallel(
+        run.model,
+        device_ids=[device.index] if device.type == "cuda" else None,
+        find_unused_parameters=run.cfg.find_unused_parameters,
+    )
+
+
+def _loop(run: _Run):
+    """Iterations start_iter..max_iter: step, log every log_period, checkpoint
+    every checkpoint_period. Returns (last iteration, logged records)."""
+    cfg, info, s = run.cfg, run.info, run.cfg.solver
+    ddp_model = _wrap_ddp(run)
+    order = GlobalOrder(len(run.train_dataset), cfg.seed)
     batch_sampler = TrainBatchSampler(
-        order, s.batch_size, info.world_size, info.rank, s.grad_accum_steps, start_iter, s.max_iter,
-        start_position,
+        order, s.batch_size, info.world_size, info.rank, s.grad_accum_steps, run.start_iter, s.max_iter,
+        run.start_position,
     )
     loader = torch.utils.data.DataLoader(
-        SeededDataset(train_dataset),
+        SeededDataset(run.train_dataset),
         batch_sampler=batch_sampler,
         collate_fn=collate,
         num_workers=cfg.data.num_workers,
         persistent_workers=False,
     )
-
-    history: List[Dict[str, Any]] = []
     bar = None
-    if info.is_main and cfg.progress and start_iter < s.max_iter:
+    if info.is_main and cfg.progress and run.start_iter < s.max_iter:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=s.max_iter, initial=start_iter, desc="train", dynamic_ncols=True, smoothing=0.1)
-
+        bar = tqdm(total=s.max_iter, initial=run.start_iter, desc="train", dynamic_ncols=True, smoothing=0.1)
+    logger = _WindowLog(run, bar)
     data_iter = iter(loader)
-    window: Dict[str, float] = {}
-    window_n = 0
-    t_window = time.perf_counter()
-    data_time = 0.0
-    iteration = start_iter
+    iteration = run.start_iter
     try:
-        for it in range(start_iter, s.max_iter):
-            lr = scheduler.apply(it)
-            step_losses: Dict[str, float] = {}
-            for micro in range(s.grad_accum_steps):
-                t0 = time.perf_counter()
-                images, targets = next(data_iter)
-                images, targets = _to_device(images, targets, device)
-                data_time += time.perf_counter() - t0
-                slot = micro * info.world_size + info.rank
-                torch.manual_seed(derive_seed(cfg.seed, _MODEL_STREAM, it, slot))
-                sync = info.world_size == 1 or micro == s.grad_accum_steps - 1
-                ctx = contextlib.nullcontext() if sync else ddp_model.no_sync()
-                with ctx:
-                    with _autocast(s.amp, device):
-                        losses = ddp_model(images, targets)
-                    if not isinstance(losses, dict) or not losses:
-                        raise TypeError("the model must return a non-empty dict of losses in training mode")
-                    names = list(losses)
-                    values = torch.stack([losses[k].detach().float().reshape(()) for k in names])
-                    mean_values = all_reduce_mean(values)  # every rank sees the same values
-                    finite = torch.isfinite(mean_values)
-                    if not bool(finite.all()):
-                        bad = [f"{n}={mean_values[i].item()}" for i, n in enumerate(names) if not finite[i]]
-                        raise NonFiniteLossError(
-                            f"non-finite loss at iteration {it + 1}: {', '.join(bad)} "
-                            f"(lr {lr:.3g}); lower solver.lr, raise solver.warmup_iters or set solver.clip_grad_norm"
-                        )
-                    total = sum(losses[k].float() for k in names) / s.grad_accum_steps
-                    if scaler is not None:
-                        scaler.scale(total).backward()
-                    else:
-                        total.backward()
-                for i, n in enumerate(names):
-                    step_losses[n] = step_losses.get(n, 0.0) + mean_values[i].item() / s.grad_accum_steps
-
-            if scaler is not None:
-                if s.clip_grad_norm is not None:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), s.clip_grad_norm)
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                if s.clip_grad_norm is not None:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), s.clip_grad_norm)
-                optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+        for it in range(run.start_iter, s.max_iter):
+            lr = run.scheduler.apply(it)
+            step_losses, data_time = _step(run, ddp_model, data_iter, it, lr)
             iteration = it + 1
-
-            step_losses["loss"] = sum(v for k, v in step_losses.items() if k != "loss")
-            for k, v in step_losses.items():
-                window[k] = window.get(k, 0.0) + v
-            window_n += 1
-            if bar is not None:
-                bar.set_postfix(_format_postfix(step_losses), refresh=False)
-                bar.update(1)
-            if iteration % cfg.log_period == 0 or iteration == s.max_iter:
-                elapsed = time.perf_counter() - t_window
-                record = {"iteration": iteration, "lr": lr}
-                record.update({k: v / window_n for k, v in window.items()})
-                record["time_per_iter"] = elapsed / window_n
-                record["data_time"] = data_time / window_n
-                record["eta_seconds"] = record["time_per_iter"] * (s.max_iter - iteration)
-                if info.is_main:
-                    writer.write(record)
-                    history.append(record)
-                window, window_n, data_time = {}, 0, 0.0
-                t_window = time.perf_counter()
+            logger.add(iteration, lr, step_losses, data_time)
             if iteration % cfg.checkpoint_period == 0 or iteration == s.max_iter:
-                _save(cfg, info, out, model, optimizer, scheduler, scaler, iteration, order, batch_sampler)
+                _save(cfg, info, run.out, run.model, run.optimizer, run.scheduler, run.scaler, iteration, order,
+                      batch_sampler)
     finally:
         if bar is not None:
             bar.close()
-        writer.close()
+        run.writer.close()
+    return iteration, logger.history
 
+
+def _step(run: _Run, ddp_model: torch.nn.Module, data_iter, it: int, lr: float):
+    """One optimizer update over grad_accum_steps micro-batches -> (the mean
+    loss terms of the global batch, seconds spent waiting for data)."""
+    cfg, info, s = run.cfg, run.info, run.cfg.solver
+    step_losses: Dict[str, float] = {}
+    data_time = 0.0
+    for micro in range(s.grad_accum_steps):
+        t0 = time.perf_counter()
+        images, targets = next(data_iter)
+        images, targets = _to_device(images, targets, info.device)
+        data_time += time.perf_counter() - t0
+        slot = micro * info.world_size + info.rank
+        torch.manual_seed(derive_seed(cfg.seed, _MODEL_STREAM, it, slot))
+        sync = info.world_size == 1 or micro == s.grad_accum_steps - 1
+        ctx = contextlib.nullcontext() if sync else ddp_model.no_sync()  # type: ignore[operator]
+        with ctx:
+            with _autocast(s.amp, info.device):
+                losses = ddp_model(images, targets)
+            names, mean_values = _checked_losses(losses, it, lr)
+            total = sum(losses[k].float() for k in names) / s.grad_accum_steps
+            if run.scaler is not None:
+                run.scaler.scale(total).backward()
+            else:
+                total.backward()
+        for i, n in enumerate(names):
+            step_losses[n] = step_losses.get(n, 0.0) + mean_values[i].item() / s.grad_accum_steps
+    _apply_update(run)
+    step_losses["loss"] = sum(v for k, v in step_losses.items() if k != "loss")
+    return step_losses, data_time
+
+
+def _checked_losses(losses: Any, it: int, lr: float):
+    """(loss names, their values averaged over ranks); raises on a non-dict or a non-finite loss."""
+    if not isinstance(losses, dict) or not losses:
+        raise TypeError("the model must return a non-empty dict of losses in training mode")
+    names = list(losses)
+    values = torch.stack([losses[k].detach().float().reshape(()) for k in names])
+    mean_values = all_reduce_mean(values)  # every rank sees the same values
+    finite = torch.isfinite(mean_values)
+    if not bool(finite.all()):
+        bad = [f"{n}={mean_values[i].item()}" for i, n in enumerate(names) if not finite[i]]
+        raise NonFiniteLossError(
+            f"non-finite loss at iteration {it + 1}: {', '.join(bad)} "
+            f"(lr {lr:.3g}); lower solver.lr, raise solver.warmup_iters or set solver.clip_grad_norm"
+        )
+    return names, mean_values
+
+
+def _apply_update(run: _Run) -> None:
+    """Clip (when configured), step the optimizer (through the fp16 scaler) and clear the gradients."""
+    s, model, optimizer, scaler = run.cfg.solver, run.model, run.optimizer, run.scaler
+    if scaler is not None:
+        if s.clip_grad_norm is not None:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), s.clip_grad_norm)
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        if s.clip_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), s.clip_grad_norm)
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+class _WindowLog:
+    """Averages the step losses over each log_period window and writes one
+    record per window (rank 0), with timing and ETA."""
+
+    def __init__(self, run: _Run, bar):
+        self.run, self.bar = run, bar
+        self.history: List[Dict[str, Any]] = []
+        self.window: Dict[str, float] = {}
+        self.n = 0
+        self.data_time = 0.0
+        self.t_window = time.perf_counter()
+
+    def add(self, iteration: int, lr: float, step_losses: Dict[str, float], data_time: float) -> None:
+        cfg, max_iter = self.run.cfg, self.run.cfg.solver.max_iter
+        self.data_time += data_time
+        for k, v in step_losses.items():
+            self.window[k] = self.window.get(k, 0.0) + v
+        self.n += 1
+        if self.bar is not None:
+            self.bar.set_postfix(_format_postfix(step_losses), refresh=False)
+            self.bar.update(1)
+        if iteration % cfg.log_period != 0 and iteration != max_iter:
+            return
+        elapsed = time.perf_counter() - self.t_window
+        record: Dict[str, Any] = {"iteration": iteration, "lr": lr}
+        record.update({k: v / self.n for k, v in self.window.items()})
+        record["time_per_iter"] = elapsed / self.n
+        record["data_time"] = self.data_time / self.n
+        record["eta_seconds"] = record["time_per_iter"] * (max_iter - iteration)
+        if self.run.info.is_main:
+            self.run.writer.write(record)
+            self.history.append(record)
+        self.window, self.n, self.data_time = {}, 0, 0.0
+        self.t_window = time.perf_counter()
+
+
+def _finish(run: _Run, iteration: int, history: List[Dict[str, Any]], evaluate) -> TrainResult:
+    """Final model and dataset info (rank 0), then the evaluation at the end."""
+    cfg, info, out, model = run.cfg, run.info, run.out, run.model
     metrics = None
     if info.is_main:
         save_final_model(model, out / "model.safetensors")
-        _write_dataset_info(train_dataset, out / "dataset_info.json")
-        try:
-            from .. import visualize
-
-            if writer.path.exists():
-                visualize.plot_losses(str(writer.path), str(out / "loss.png"))
-        except Exception as e:  # plotting is a convenience; never fail training on it
-            log.warning("could not draw the loss curve: %s", e)
-    if cfg.eval_at_end and eval_dataset is not None:
+        _write_dataset_info(run.train_dataset, out / "dataset_info.json")
+    if cfg.eval_at_end and run.eval_dataset is not None:
         model.eval()
         from .evaluation import evaluate_distributed
 
         fn = evaluate or evaluate_distributed
-        metrics = fn(model, eval_dataset, out_dir=out, batch_size=cfg.eval_batch_size)
+        metrics = fn(model, run.eval_dataset, out_dir=out, batch_size=cfg.eval_batch_size)
         if info.is_main and metrics is not None and not (out / "metrics.json").exists():
             with open(out / "metrics.json", "w") as f:
                 json.dump(_jsonable(metrics), f, indent=1)

@@ -16,8 +16,9 @@ a metric COCOeval cannot define (no ground truth in that area range, e.g.
 ``bbox_APs`` when there are no small objects) is ``nan`` (``null`` in the
 json written by :meth:`EvalResult.to_json`).
 
-Predictions for one image may be a ``maskrcnn_native.Detections`` or any
-object/dict with ``boxes`` [D, 4] XYXY absolute pixels, ``scores`` [D],
+Predictions for one image may be a ``maskrcnn_native.Detections`` (an
+``Instances``) or any object/dict ``Instances.coerce`` reads, with
+``boxes`` [D, 4] XYXY absolute pixels, ``scores`` [D],
 ``labels`` [D] (contiguous, 1..K), optional ``masks`` (bool/uint8/float
 [D, H, W] or [D, 1, H, W], or a list of COCO RLE dicts) and optional
 ``keypoints`` [D, P, 3]. Labels are mapped to category ids with the dataset's
@@ -32,14 +33,14 @@ import io
 import json
 import math
 import os
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+
+from ..structures import instances_to_coco
 
 __all__ = [
     "EvalResult",
@@ -101,123 +102,8 @@ def _atomic_write(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _get(det: Any, name: str):
-    if isinstance(det, Mapping):
-        return det.get(name)
-    return getattr(det, name, None)
-
-
-def _np(x) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        return x.detach().cpu().numpy()
-    return np.asarray(x)
-
-
-def _resize_masks(masks: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
-    """[D, h, w] bool/uint8/float -> [D, H, W] bool (bilinear on probabilities, nearest on binary)."""
-    size = (int(size[0]), int(size[1]))
-    if masks.shape[0] == 0:
-        return torch.zeros((0, *size), dtype=torch.bool)
-    if tuple(masks.shape[-2:]) == size:
-        return masks if masks.dtype == torch.bool else masks > 0.5
-    mode = "bilinear" if masks.dtype.is_floating_point else "nearest"
-    kw = {"align_corners": False} if mode == "bilinear" else {}
-    return F.interpolate(masks[None].float(), size=size, mode=mode, **kw)[0] > 0.5
-
-
-def detections_to_coco(det: Any, image_id: int, label_to_category_id: Optional[Mapping[int, int]] = None, *,
-                       image_size: Optional[Tuple[int, int]] = None,
-                       orig_size: Optional[Tuple[int, int]] = None) -> List[dict]:
-    """One image's detections -> COCO result dicts.
-
-    ``image_size`` = (h, w) of the image the model saw, ``orig_size`` = (H, W)
-    of the ground truth; when both are given and differ, boxes, keypoints and
-    masks are mapped back to ``orig_size``. Masks given at another size than
-    ``orig_size`` are resized too (bilinear for probabilities, nearest for binary).
-    """
-    boxes = _get(det, "boxes")
-    scores = _get(det, "scores")
-    labels = _get(det, "labels")
-    if boxes is None or scores is None or labels is None:
-        raise ValueError("detections_to_coco: detections need boxes, scores and labels")
-    boxes = _np(boxes).astype(np.float64).reshape(-1, 4)
-    scores = _np(scores).astype(np.float64).reshape(-1)
-    labels = _np(labels).astype(np.int64).reshape(-1)
-    D = len(boxes)
-    if len(scores) != D or len(labels) != D:
-        raise ValueError(f"detections_to_coco: boxes ({D}), scores ({len(scores)}) and labels "
-                         f"({len(labels)}) must have the same length")
-    sx = sy = 1.0
-    if image_size is not None and orig_size is not None and tuple(image_size) != tuple(orig_size):
-        sx = orig_size[1] / image_size[1]
-        sy = orig_size[0] / image_size[0]
-        boxes = boxes * np.array([sx, sy, sx, sy])
-    masks = _get(det, "masks")
-    rles: Optional[List[dict]] = None
-    if masks is not None:
-        if isinstance(masks, (list, tuple)):
-            if len(masks) != D:
-                raise ValueError(f"detections_to_coco: {len(masks)} masks for {D} boxes")
-            rles = []
-            for m in masks:
-                if isinstance(m, Mapping):
-                    r = dict(m)
-                    if isinstance(r["counts"], list):
-                        r = mask_utils.frPyObjects(r, *r["size"])
-                    if orig_size is not None and tuple(r["size"]) != tuple(orig_size):
-                        full = torch.from_numpy(mask_utils.decode(r).astype(bool))[None]
-                        r = mask_utils.encode(np.asfortranarray(
-                            _resize_masks(full, tuple(orig_size))[0].numpy().astype(np.uint8)))
-                    rles.append(r)
-                else:
-                    m = torch.as_tensor(m)
-                    rles.extend(_encode(m[None] if m.dim() == 2 else m, orig_size))
-        else:
-            m = torch.as_tensor(masks) if not isinstance(masks, torch.Tensor) else masks
-            if m.dim() == 4:
-                m = m[:, 0]
-            if m.shape[0] != D:
-                raise ValueError(f"detections_to_coco: {m.shape[0]} masks for {D} boxes")
-            rles = _encode(m, orig_size)
-    kps = _get(det, "keypoints")
-    if kps is not None:
-        kps = _np(kps).astype(np.float64)
-        if kps.ndim != 3 or kps.shape[0] != D:
-            raise ValueError(f"detections_to_coco: keypoints must be [D, P, 3], got {list(kps.shape)}")
-        kps = kps.copy()
-        kps[..., 0] *= sx
-        kps[..., 1] *= sy
-    results = []
-    for i in range(D):
-        label = int(labels[i])
-        if label_to_category_id is not None:
-            if label not in label_to_category_id:
-                raise ValueError(f"detections_to_coco: label {label} has no category id "
-                                 f"(known labels {sorted(label_to_category_id)})")
-            cat = int(label_to_category_id[label])
-        else:
-            cat = label
-        x1, y1, x2, y2 = boxes[i]
-        r = {"image_id": int(image_id), "category_id": cat,
-             "bbox": [float(x1), float(y1), float(x2 - x1), float(y2 - y1)], "score": float(scores[i])}
-        if rles is not None:
-            counts = rles[i]["counts"]
-            r["segmentation"] = {"size": [int(s) for s in rles[i]["size"]],
-                                 "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
-        if kps is not None:
-            r["keypoints"] = [float(v) for v in kps[i].reshape(-1)]
-        results.append(r)
-    return results
-
-
-def _encode(m: torch.Tensor, orig_size: Optional[Tuple[int, int]]) -> List[dict]:
-    m = m.detach().cpu()
-    if orig_size is not None:
-        m = _resize_masks(m, tuple(orig_size))
-    elif m.dtype.is_floating_point:
-        m = m > 0.5
-    arr = np.asfortranarray(m.numpy().astype(np.uint8).transpose(1, 2, 0))
-    return mask_utils.encode(arr) if arr.shape[2] else []
+# The one exporter lives in structures/; evaluation keeps its historical name.
+detections_to_coco = instances_to_coco
 
 
 def to_coco_api(dataset_or_coco: Any) -> COCO:
@@ -238,13 +124,13 @@ def to_coco_api(dataset_or_coco: Any) -> COCO:
         return dataset_or_coco.to_coco_api()
     if hasattr(dataset_or_coco, "dataset") and hasattr(dataset_or_coco, "indices"):  # torch Subset
         raise TypeError("to_coco_api: pass the underlying dataset and image_ids instead of a Subset")
-    from ..data.shapes import _coco_dict
+    from ..data.shapes import coco_dict
 
     for attr in ("class_names", "label_to_category_id"):
         if not hasattr(dataset_or_coco, attr):
             raise TypeError(f"to_coco_api: {type(dataset_or_coco).__name__} has no {attr!r}; "
                             "pass a COCO object or a dataset of maskrcnn_native.data")
-    data = _coco_dict(dataset_or_coco)
+    data = coco_dict(dataset_or_coco)
     with contextlib.redirect_stdout(io.StringIO()):
         coco = COCO()
         coco.dataset = data
@@ -339,73 +225,91 @@ def evaluate_detections(
         if t not in IOU_TYPES:
             raise ValueError(f"evaluate_detections: unknown iou type {t!r}; choose from {IOU_TYPES}")
     coco = to_coco_api(gt)
-    l2c = _label_map(gt, coco, label_to_category_id)
-    results = _normalize_predictions(predictions, l2c)
-    gt_ids = set(coco.getImgIds())
-    bad = {r["image_id"] for r in results} - gt_ids
-    if bad:
-        raise ValueError(f"evaluate_detections: predictions for image ids not in the ground truth: "
-                         f"{sorted(bad)[:10]}")
-    known_cats = set(coco.getCatIds())
-    bad_cats = {r["category_id"] for r in results} - known_cats
-    if bad_cats:
-        raise ValueError(f"evaluate_detections: predictions with unknown category ids {sorted(bad_cats)}")
+    results = _normalize_predictions(predictions, _label_map(gt, coco, label_to_category_id))
+    _check_ids(coco, results)
     if results_json is not None:
         _atomic_write(results_json, json.dumps(results))
 
     c2name = {c["id"]: str(c.get("name", c["id"])) for c in coco.dataset["categories"]}
     out = EvalResult()
-    out.num_images = len(image_ids) if image_ids is not None else len(gt_ids)
+    out.num_images = len(image_ids) if image_ids is not None else len(coco.getImgIds())
     out.num_predictions = len(results)
-    import warnings
-
     for iou_type in iou_types:
-        if results and iou_type == "segm" and not all("segmentation" in r for r in results):
-            warnings.warn("evaluate_detections: predictions have no masks; segm skipped")
+        E = _run_cocoeval(coco, results, iou_type, image_ids, keypoint_sigmas, getattr(gt, "keypoint_sigmas", None))
+        if E is None:
             continue
-        if results and iou_type == "keypoints" and not all("keypoints" in r for r in results):
-            warnings.warn("evaluate_detections: predictions have no keypoints; keypoints skipped")
-            continue
-        if iou_type == "keypoints":
-            kcat = next((c for c in coco.dataset["categories"] if c.get("keypoints")), None)
-            if kcat is None:
-                warnings.warn("evaluate_detections: the ground truth has no keypoints; keypoints skipped")
-                continue
-            num_kp = len(kcat["keypoints"])
-            _prepare_keypoint_gt(coco, num_kp)
-        dt = _load_results(coco, results, iou_type)
-        E = COCOeval(coco, dt, iou_type)
-        if image_ids is not None:
-            E.params.imgIds = sorted(int(i) for i in image_ids)
-        if iou_type == "keypoints":
-            sig = keypoint_sigmas if keypoint_sigmas is not None else getattr(gt, "keypoint_sigmas", None)
-            if sig is None:
-                sig = E.params.kpt_oks_sigmas if num_kp == 17 else [0.05] * num_kp
-            sig = np.asarray(sig, dtype=np.float64)
-            if sig.shape != (num_kp,):
-                raise ValueError(f"evaluate_detections: {num_kp} keypoints need {num_kp} sigmas, got {sig.shape[0]}")
-            E.params.kpt_oks_sigmas = sig
-        buf = io.StringIO()
-        with contextlib.redirect_stdout(buf):
-            E.evaluate()
-            E.accumulate()
-            E.summarize()
-        out.summary[iou_type] = buf.getvalue()
+        out.summary[iou_type] = E.summary_text
         if verbose:
-            print(f"== {iou_type} ==\n{buf.getvalue()}")
+            print(f"== {iou_type} ==\n{E.summary_text}")
         names = _KP_STATS if iou_type == "keypoints" else _BOX_STATS
         for i, n in enumerate(names):
             v = float(E.stats[i])
             out[f"{iou_type}_{n}"] = v if v >= 0 else float("nan")
-        prec = E.eval["precision"]  # [T, R, K, A, M]
-        per = {}
-        for k, cat in enumerate(E.params.catIds):
-            p = prec[:, :, k, 0, -1]
-            p = p[p > -1]
-            per[c2name.get(cat, str(cat))] = float(p.mean()) if p.size else float("nan")
-        out.per_class[iou_type] = per
+        out.per_class[iou_type] = _per_class_ap(E, c2name)
     out.table = format_per_class_table(out.per_class)
     return out
+
+
+def _check_ids(coco: COCO, results: List[dict]) -> None:
+    bad = {r["image_id"] for r in results} - set(coco.getImgIds())
+    if bad:
+        raise ValueError(f"evaluate_detections: predictions for image ids not in the ground truth: "
+                         f"{sorted(bad)[:10]}")
+    bad_cats = {r["category_id"] for r in results} - set(coco.getCatIds())
+    if bad_cats:
+        raise ValueError(f"evaluate_detections: predictions with unknown category ids {sorted(bad_cats)}")
+
+
+def _run_cocoeval(coco: COCO, results: List[dict], iou_type: str, image_ids: Optional[Sequence[int]],
+                  keypoint_sigmas: Optional[Sequence[float]], dataset_sigmas: Optional[Sequence[float]]):
+    """COCOeval evaluated, accumulated and summarised for one iou type (its
+    ``summarize()`` text in ``summary_text``), or None (with a warning) when
+    the predictions or the ground truth cannot be scored for it."""
+    import warnings
+
+    if results and iou_type == "segm" and not all("segmentation" in r for r in results):
+        warnings.warn("evaluate_detections: predictions have no masks; segm skipped", stacklevel=3)
+        return None
+    if results and iou_type == "keypoints" and not all("keypoints" in r for r in results):
+        warnings.warn("evaluate_detections: predictions have no keypoints; keypoints skipped", stacklevel=3)
+        return None
+    num_kp = 0
+    if iou_type == "keypoints":
+        kcat = next((c for c in coco.dataset["categories"] if c.get("keypoints")), None)
+        if kcat is None:
+            warnings.warn("evaluate_detections: the ground truth has no keypoints; keypoints skipped", stacklevel=3)
+            return None
+        num_kp = len(kcat["keypoints"])
+        _prepare_keypoint_gt(coco, num_kp)
+    E = COCOeval(coco, _load_results(coco, results, iou_type), iou_type)
+    if image_ids is not None:
+        E.params.imgIds = sorted(int(i) for i in image_ids)
+    if iou_type == "keypoints":
+        given = keypoint_sigmas if keypoint_sigmas is not None else dataset_sigmas
+        if given is None:
+            given = E.params.kpt_oks_sigmas if num_kp == 17 else [0.05] * num_kp
+        sig = np.asarray(given, dtype=np.float64)
+        if sig.shape != (num_kp,):
+            raise ValueError(f"evaluate_detections: {num_kp} keypoints need {num_kp} sigmas, got {sig.shape[0]}")
+        E.params.kpt_oks_sigmas = sig
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        E.evaluate()
+        E.accumulate()
+        E.summarize()
+    E.summary_text = buf.getvalue()
+    return E
+
+
+def _per_class_ap(E: COCOeval, c2name: Mapping[int, str]) -> Dict[str, float]:
+    """AP over IoU thresholds and recall per category, all areas, max detections (nan: no ground truth)."""
+    prec = E.eval["precision"]  # [T, R, K, A, M]
+    per = {}
+    for k, cat in enumerate(E.params.catIds):
+        p = prec[:, :, k, 0, -1]
+        p = p[p > -1]
+        per[c2name.get(cat, str(cat))] = float(p.mean()) if p.size else float("nan")
+    return per
 
 
 def format_per_class_table(per_class: Mapping[str, Mapping[str, float]]) -> str:
@@ -455,7 +359,8 @@ def merge_predictions(per_rank: Sequence[Sequence[dict]]) -> List[dict]:
     return merged
 
 
-def _accepts(fn: Any, name: str) -> bool:
+def accepts_kwarg(fn: Any, name: str) -> bool:
+    """Whether callable ``fn`` takes a parameter ``name`` (False when its signature cannot be read)."""
     import inspect
 
     try:
@@ -491,7 +396,7 @@ def predict_dataset(
     idx = list(range(len(dataset))) if indices is None else [int(i) for i in indices]
     l2c = getattr(dataset, "label_to_category_id", None)
     kwargs = dict(predict_kwargs or {})
-    if "mask_format" not in kwargs and _accepts(model.predict, "mask_format"):
+    if "mask_format" not in kwargs and accepts_kwarg(model.predict, "mask_format"):
         kwargs["mask_format"] = "rle"  # compact: no [D, H, W] bitmaps kept around
     was_training = bool(getattr(model, "training", False))
     if hasattr(model, "eval"):
@@ -511,8 +416,9 @@ def predict_dataset(
                 for (image, target), det in zip(batch, dets):
                     iid = int(target["image_id"])
                     image_ids.append(iid)
-                    size = tuple(int(s) for s in image.shape[-2:])
-                    orig = tuple(int(s) for s in target.get("orig_size", size))
+                    size = (int(image.shape[-2]), int(image.shape[-1]))
+                    o = target.get("orig_size", size)
+                    orig = (int(o[0]), int(o[1]))
                     results.extend(detections_to_coco(det, iid, l2c, image_size=size, orig_size=orig))
                 bar.update(len(batch))
     finally:

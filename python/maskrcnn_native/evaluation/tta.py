@@ -20,13 +20,10 @@ What is merged, exactly:
 4. Keypoints: the average (x, y) over the same matched candidates, with the
    maximum of their third value (visibility/score).
 
-How a scale is applied: if ``model.predict`` accepts ``min_size``, it is passed.
-Otherwise, if the model has a preprocessor (attribute ``preprocess``,
-``preprocessor`` or ``transform``) with ``min_size``/``max_size`` attributes,
-these are overridden for the call and restored afterwards (not thread-safe:
-don't predict with the same model from another thread meanwhile). Otherwise the
-image itself is resized so its shorter side is the scale (right for models
-that do not resize their input).
+How a scale is applied: if ``model.predict`` accepts ``min_size`` (``mn.Model``
+does), the scale and ``max_size`` are passed to it; the model is never
+modified. Otherwise the image itself is resized so its shorter side is the
+scale (right for models that do not resize their input).
 
 Memory: the candidate masks of one image are kept as uint8 at the original
 size: O(scales x 2 x detections x H x W) bytes.
@@ -34,8 +31,6 @@ size: O(scales x 2 x detections x H x W) bytes.
 
 from __future__ import annotations
 
-import contextlib
-import inspect
 from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -43,27 +38,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .. import ops
+from ..data.transforms import resized_shape
+from ..structures import Detections, Instances
+from .coco_eval import accepts_kwarg
+
 __all__ = ["predict_tta", "merge_detections"]
-
-
-def _get(det: Any, name: str):
-    if isinstance(det, Mapping):
-        return det.get(name)
-    return getattr(det, name, None)
-
-
-def _batched_nms(boxes: Tensor, scores: Tensor, labels: Tensor, thr: float) -> Tensor:
-    try:
-        from .. import ops
-
-        fn = getattr(ops, "batched_nms", None)
-        if fn is not None:
-            return fn(boxes.float().contiguous(), scores.float().contiguous(), labels.long().contiguous(), thr)
-    except Exception:  # native library unavailable: use the reference
-        pass
-    from ..ops import reference
-
-    return reference.batched_nms(boxes.float(), scores.float(), labels.long(), thr)
 
 
 def _iou(a: Tensor, b: Tensor) -> Tensor:
@@ -111,24 +91,25 @@ def _masks_tensor(masks: Any, n: int, size: Tuple[int, int]) -> Optional[Tensor]
 
 def merge_detections(boxes: Tensor, scores: Tensor, labels: Tensor, masks: Optional[Tensor] = None,
                      keypoints: Optional[Tensor] = None, *, nms_threshold: float = 0.5, match_iou: float = 0.5,
-                     mask_threshold: float = 0.5, detections_per_image: int = 100) -> dict:
+                     mask_threshold: float = 0.5, detections_per_image: int = 100,
+                     image_size: Tuple[int, int] = (0, 0)) -> Instances:
     """Merge candidates from several augmentations (see the module docstring).
 
     boxes [N, 4] XYXY, scores [N], labels [N], masks [N, H, W] (binary or
-    probabilities), keypoints [N, P, 3]; all in the same image frame.
-    Returns a dict with the merged ``boxes, scores, labels, masks (bool),
-    keypoints`` sorted by score.
+    probabilities), keypoints [N, P, 3]; all in the same image frame
+    (``image_size``). Returns the merged ``Instances`` (boxes float32, masks
+    bool [D, H, W], keypoints [D, P, 3]) sorted by score.
     """
     boxes = boxes.float()
-    keep = _batched_nms(boxes, scores.float(), labels, nms_threshold)[:detections_per_image]
+    keep = ops.batched_nms(boxes.contiguous(), scores.float().contiguous(), labels.long().contiguous(),
+                           nms_threshold)[:detections_per_image]
     kb = boxes[keep]
-    out = {"boxes": kb, "scores": scores[keep].float(), "labels": labels[keep].long(), "masks": None,
-           "keypoints": None}
+    out = Instances(boxes=kb, scores=scores[keep].float(), labels=labels[keep].long(), image_size=image_size)
     if len(keep) == 0:
         if masks is not None:
-            out["masks"] = torch.zeros((0, *masks.shape[-2:]), dtype=torch.bool)
+            out.masks = torch.zeros((0, *masks.shape[-2:]), dtype=torch.bool)
         if keypoints is not None:
-            out["keypoints"] = keypoints.new_zeros((0, *keypoints.shape[1:]))
+            out.keypoints = keypoints.new_zeros((0, *keypoints.shape[1:]))
         return out
     match = (_iou(kb, boxes) >= match_iou) & (labels[keep][:, None] == labels[None, :])
     match[torch.arange(len(keep)), keep] = True
@@ -139,47 +120,20 @@ def merge_detections(boxes: Tensor, scores: Tensor, labels: Tensor, masks: Optio
         for i in range(len(keep)):  # one at a time: never N x H x W floats at once
             idx = torch.nonzero(match[i]).flatten()
             merged.append(masks[idx].float().mean(0) >= mask_threshold)
-        out["masks"] = torch.stack(merged)
+        out.masks = torch.stack(merged)
     if keypoints is not None:
         kp = keypoints.float()
         xy = torch.einsum("kn,npc->kpc", w, kp[..., :2])
         v = torch.stack([kp[torch.nonzero(match[i]).flatten(), :, 2].max(0).values for i in range(len(keep))])
-        out["keypoints"] = torch.cat([xy, v[..., None]], dim=-1)
+        out.keypoints = torch.cat([xy, v[..., None]], dim=-1)
     return out
-
-
-def _find_preprocessor(model: Any):
-    for name in ("preprocess", "preprocessor", "transform"):
-        obj = getattr(model, name, None)
-        if obj is not None and hasattr(obj, "min_size") and hasattr(obj, "max_size"):
-            return obj
-    return None
-
-
-@contextlib.contextmanager
-def _override_size(pre: Any, size: int, max_size: Optional[int]):
-    old_min, old_max = pre.min_size, pre.max_size
-    try:
-        pre.min_size = (size,) if isinstance(old_min, (tuple, list)) else size
-        if max_size is not None:
-            pre.max_size = max_size
-        yield
-    finally:
-        pre.min_size, pre.max_size = old_min, old_max
-
-
-def _accepts(fn: Any, name: str) -> bool:
-    try:
-        return name in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def predict_tta(model: Any, images: Sequence[Tensor], scales: Sequence[int] = (400, 500, 600, 700, 800),
                 flip: bool = True, *, max_size: Optional[int] = 1333, flip_map: Optional[Sequence[int]] = None,
                 nms_threshold: float = 0.5, match_iou: float = 0.5, mask_threshold: float = 0.5,
                 score_threshold: float = 0.0, detections_per_image: int = 100,
-                predict_kwargs: Optional[Mapping[str, Any]] = None) -> List[Any]:
+                predict_kwargs: Optional[Mapping[str, Any]] = None) -> List[Detections]:
     """Multi-scale (+ horizontal flip) inference merged per image.
 
     Args:
@@ -195,59 +149,49 @@ def predict_tta(model: Any, images: Sequence[Tensor], scales: Sequence[int] = (4
         one ``maskrcnn_native.Detections`` per image, in the original frame
         (masks bool [D, H, W], keypoints [D, P, 3] or None).
     """
-    from ..data.transforms import resized_shape
-    from ..structures import Detections
-
     if isinstance(images, Tensor) and images.dim() == 3:
         images = [images]
     if not scales:
         raise ValueError("predict_tta: scales must not be empty")
     kwargs = dict(predict_kwargs or {})
-    if _accepts(model.predict, "mask_format"):
+    if accepts_kwarg(model.predict, "mask_format"):
         kwargs.setdefault("mask_format", "bitmap")
-    by_kwarg = _accepts(model.predict, "min_size")
-    pre = None if by_kwarg else _find_preprocessor(model)
+    by_kwarg = accepts_kwarg(model.predict, "min_size")
     results = []
     for image in images:
         H, W = int(image.shape[-2]), int(image.shape[-1])
-        cand = {"boxes": [], "scores": [], "labels": [], "masks": [], "keypoints": []}
-        for s in scales:
-            for flipped in ((False, True) if flip else (False,)):
-                x = image.flip(-1) if flipped else image
-                frame = (H, W)
-                if by_kwarg:
-                    det = model.predict([x], min_size=int(s), **kwargs)[0]
-                elif pre is not None:
-                    with _override_size(pre, int(s), max_size):
-                        det = model.predict([x], **kwargs)[0]
-                else:
-                    frame = resized_shape(H, W, int(s), max_size)
-                    x = F.interpolate(x[None], size=frame, mode="bilinear", align_corners=False,
-                                      antialias=frame[0] < H)[0].clamp(0, 1)
-                    det = model.predict([x], **kwargs)[0]
-                _collect(cand, det, frame, (H, W), flipped, flip_map, score_threshold)
-        n = sum(len(b) for b in cand["boxes"])
-        boxes = torch.cat(cand["boxes"]) if n else torch.zeros((0, 4))
-        scores = torch.cat(cand["scores"]) if n else torch.zeros(0)
-        labels = torch.cat(cand["labels"]) if n else torch.zeros(0, dtype=torch.int64)
-        has_masks = bool(cand["masks"]) and all(m is not None for m in cand["masks"])
-        has_kps = bool(cand["keypoints"]) and all(k is not None for k in cand["keypoints"])
-        masks = torch.cat(cand["masks"]) if has_masks else None
-        kps = torch.cat(cand["keypoints"]) if has_kps else None
-        merged = merge_detections(boxes, scores, labels, masks, kps, nms_threshold=nms_threshold,
+        cands = [_run_one(model, image, int(s), flipped, max_size, by_kwarg, kwargs, flip_map, score_threshold)
+                 for s in scales for flipped in ((False, True) if flip else (False,))]
+        c = Instances.cat(cands, image_size=(H, W))
+        merged = merge_detections(c.boxes, c.scores, c.labels, c.masks, c.keypoints, nms_threshold=nms_threshold,
                                   match_iou=match_iou, mask_threshold=mask_threshold,
-                                  detections_per_image=detections_per_image)
-        results.append(Detections(boxes=merged["boxes"], scores=merged["scores"], labels=merged["labels"],
-                                  masks=merged["masks"], keypoints=merged["keypoints"], image_size=(H, W)))
+                                  detections_per_image=detections_per_image, image_size=(H, W))
+        results.append(Detections.coerce(merged))
     return results
 
 
-def _collect(cand: dict, det: Any, frame: Tuple[int, int], orig: Tuple[int, int], flipped: bool,
-             flip_map: Optional[Sequence[int]], score_threshold: float) -> None:
+def _run_one(model: Any, image: Tensor, size: int, flipped: bool, max_size: Optional[int], by_kwarg: bool,
+             kwargs: Mapping[str, Any], flip_map: Optional[Sequence[int]], score_threshold: float) -> Instances:
+    """One augmentation of one image -> its candidates in the original frame."""
+    H, W = int(image.shape[-2]), int(image.shape[-1])
+    x = image.flip(-1) if flipped else image
+    frame = (H, W)
+    if by_kwarg:
+        det = model.predict([x], min_size=size, max_size=max_size, **kwargs)[0]
+    else:
+        frame = resized_shape(H, W, size, max_size)
+        x = F.interpolate(x[None], size=frame, mode="bilinear", align_corners=False,
+                          antialias=frame[0] < H)[0].clamp(0, 1)
+        det = model.predict([x], **kwargs)[0]
+    return _to_original_frame(Instances.coerce(det), frame, (H, W), flipped, flip_map, score_threshold)
+
+
+def _to_original_frame(det: Instances, frame: Tuple[int, int], orig: Tuple[int, int], flipped: bool,
+                       flip_map: Optional[Sequence[int]], score_threshold: float) -> Instances:
     H, W = orig
-    boxes = torch.as_tensor(_get(det, "boxes")).float().reshape(-1, 4).cpu()
-    scores = torch.as_tensor(_get(det, "scores")).float().reshape(-1).cpu()
-    labels = torch.as_tensor(_get(det, "labels")).long().reshape(-1).cpu()
+    boxes = det.boxes.float().reshape(-1, 4).cpu()
+    scores = det.scores.float().reshape(-1).cpu()
+    labels = det.labels.long().reshape(-1).cpu()
     keep = scores >= score_threshold
     n = len(boxes)
     # the frame the model's outputs are in: the image it was given
@@ -255,27 +199,32 @@ def _collect(cand: dict, det: Any, frame: Tuple[int, int], orig: Tuple[int, int]
     boxes = boxes * torch.tensor([sx, sy, sx, sy])
     if flipped:
         boxes = torch.stack([W - boxes[:, 2], boxes[:, 1], W - boxes[:, 0], boxes[:, 3]], dim=1)
-    masks = _masks_tensor(_get(det, "masks"), n, (H, W))
+    masks = _masks_tensor(det.masks, n, (H, W))
     if masks is not None and flipped:
         masks = masks.flip(-1)
-    kps = _get(det, "keypoints")
+    kps = det.keypoints
     if kps is not None:
-        kps = torch.as_tensor(kps).float().cpu().clone()
-        kps[..., 0] *= sx
-        kps[..., 1] *= sy
-        if flipped:
-            P = kps.shape[1]
-            if flip_map is None:
-                raise ValueError("predict_tta: the model predicts keypoints; pass flip_map to flip them back")
-            fm = torch.as_tensor(list(flip_map), dtype=torch.int64)
-            if sorted(fm.tolist()) != list(range(P)):
-                raise ValueError(f"predict_tta: flip_map must be a permutation of range({P}), got {list(flip_map)}")
-            kps[..., 0] = W - kps[..., 0]
-            new = torch.empty_like(kps)
-            new[:, fm] = kps
-            kps = new
-    cand["boxes"].append(boxes[keep])
-    cand["scores"].append(scores[keep])
-    cand["labels"].append(labels[keep])
-    cand["masks"].append(masks[keep] if masks is not None else None)
-    cand["keypoints"].append(kps[keep] if kps is not None else None)
+        kps = _unflip_keypoints(kps.float().cpu().clone(), sx, sy, W, flipped, flip_map)
+    return Instances(boxes=boxes[keep], scores=scores[keep], labels=labels[keep],
+                     masks=masks[keep] if masks is not None else None,
+                     keypoints=kps[keep] if kps is not None else None, image_size=(H, W))
+
+
+def _unflip_keypoints(kps: Tensor, sx: float, sy: float, W: int, flipped: bool,
+                      flip_map: Optional[Sequence[int]]) -> Tensor:
+    """Keypoints [D, P, 3] scaled by (sx, sy) and, when ``flipped``, mirrored
+    in an image of width W with left/right ids swapped by ``flip_map``."""
+    kps[..., 0] *= sx
+    kps[..., 1] *= sy
+    if not flipped:
+        return kps
+    P = kps.shape[1]
+    if flip_map is None:
+        raise ValueError("predict_tta: the model predicts keypoints; pass flip_map to flip them back")
+    fm = torch.as_tensor(list(flip_map), dtype=torch.int64)
+    if sorted(fm.tolist()) != list(range(P)):
+        raise ValueError(f"predict_tta: flip_map must be a permutation of range({P}), got {list(flip_map)}")
+    kps[..., 0] = W - kps[..., 0]
+    new = torch.empty_like(kps)
+    new[:, fm] = kps
+    return new

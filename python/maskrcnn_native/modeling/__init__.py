@@ -1,7 +1,7 @@
 """The Mask R-CNN model layer (DESIGN.md section 7) on the native ops."""
 
-from .backbone.resnet import set_training_memory_format, training_memory_format
 from .config import PRESETS, ModelConfig, build_config
+from .layers import set_training_memory_format, training_memory_format
 from .meta_arch import MaskRCNN, Model
 
 __all__ = ["PRESETS", "ModelConfig", "build_config", "MaskRCNN", "Model", "set_training_memory_format",

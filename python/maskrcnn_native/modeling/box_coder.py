@@ -6,7 +6,6 @@ All boxes are ``Tensor[N, 4]`` float32 XYXY in absolute (resized-image) pixels.
 
 from __future__ import annotations
 
-import math
 from typing import Sequence, Tuple
 
 from torch import Tensor
@@ -18,7 +17,7 @@ class BoxCoder:
     """weights: (wx, wy, ww, wh); RPN uses (1, 1, 1, 1), the box head (10, 10, 5, 5).
     ``scale_clamp`` bounds dw/dh before exp (log(1000/16), torchvision's)."""
 
-    def __init__(self, weights: Sequence[float], scale_clamp: float = math.log(1000.0 / 16)):
+    def __init__(self, weights: Sequence[float], scale_clamp: float = _ops.DEFAULT_SCALE_CLAMP):
         self.weights: Tuple[float, ...] = tuple(float(w) for w in weights)
         self.scale_clamp = scale_clamp
 

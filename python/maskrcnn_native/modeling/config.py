@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple, Union
 
 _BACKBONES = {
@@ -182,35 +182,44 @@ class ModelConfig:
 
     @property
     def block(self) -> str:
+        """"bottleneck" or "basic", from the preset's depth."""
         return _BACKBONES[self.backbone][0]
 
     @property
     def stage_depths(self) -> Tuple[int, int, int, int]:
+        """Blocks per ResNet stage (res2..res5)."""
         return _BACKBONES[self.backbone][1]
 
     @property
     def groups(self) -> int:
+        """Convolution groups of the 3x3 convs (ResNeXt cardinality; 1 for ResNet)."""
         return _BACKBONES[self.backbone][2]
 
     @property
     def width_per_group(self) -> int:
+        """Channels per group of the 3x3 convs (64 for ResNet)."""
         return _BACKBONES[self.backbone][3]
 
     @property
     def test_min_size(self) -> int:
+        """The shorter-side size used at inference (the last of ``min_size``)."""
         return self.min_size[-1] if isinstance(self.min_size, tuple) else int(self.min_size)
 
     def replace(self, **overrides) -> "ModelConfig":
+        """A copy with ``changes`` applied (validated like the constructor)."""
         return dataclasses.replace(self, **overrides)
 
     def to_dict(self) -> Dict[str, Any]:
+        """Plain dict of every field (JSON-compatible)."""
         return dataclasses.asdict(self)
 
     def to_json(self) -> str:
+        """The config as a JSON string (saved with the weights)."""
         return json.dumps(self.to_dict(), indent=1, sort_keys=True)
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "ModelConfig":
+        """The config a ``to_dict``/JSON dict describes (unknown keys raise ValueError)."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:

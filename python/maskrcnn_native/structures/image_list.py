@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
+
+
+def image_to_float(image: Tensor, dtype: Optional[torch.dtype] = None) -> Tensor:
+    """The one image converter: uint8 ``Tensor[..., H, W]`` in 0..255 ->
+    float in [0, 1] (divided by 255); a floating image is returned as is, or
+    cast to ``dtype`` when given (default float32 for uint8 input)."""
+    if image.dtype == torch.uint8:
+        return image.to(dtype or torch.float32).div_(255.0)
+    if dtype is not None and image.dtype != dtype:
+        return image.to(dtype)
+    return image
 
 
 @dataclass

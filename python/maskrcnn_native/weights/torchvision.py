@@ -24,6 +24,8 @@ from typing import Dict, Union
 import torch
 from torch import Tensor
 
+from .state_dict import load_checked
+
 _RENAMES = [
     (r"^backbone\.fpn\.(inner_blocks|layer_blocks)\.(\d+)\.0\.", r"backbone.fpn.\1.\2."),
     (r"^rpn\.head\.conv\.0\.0\.", "rpn.head.conv."),
@@ -102,8 +104,6 @@ def from_torchvision(model_cls, state_dict_or_path: Union[str, Path, Dict[str, T
         kw["num_keypoints"] = int(kp.shape[1])
     kw.update(overrides)
     model = model_cls(_ARCHS[arch]["preset"], **kw)
-    from ..modeling.meta_arch.rcnn import load_checked
-
     if reinit_heads:
         own = model.state_dict()
         sd = {k: v for k, v in sd.items()

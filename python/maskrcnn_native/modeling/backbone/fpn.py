@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Dict, List
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .resnet import ResNet, conv2d
+from ..layers import ShapeSpec, conv2d
+from .resnet import ResNet
 
 
 class FPN(nn.Module):
@@ -33,11 +33,14 @@ class FPN(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_uniform_(m.weight, a=1)
-                nn.init.zeros_(m.bias)
+                nn.init.zeros_(m.bias)  # type: ignore[arg-type]
 
     def forward(self, feats: List[Tensor]) -> List[Tensor]:
+        """feats: list of Tensor[N, C_i, H_i, W_i] (res2..res5) -> list of Tensor[N, out_channels,
+        H_i, W_i] plus the stride-2 max-pooled last level."""
         def lateral_conv(i: int, x: Tensor) -> Tensor:
-            blk = self.inner_blocks[i]
+            """1x1 lateral conv of level i (GEMM form on large NCHW maps, see ``layers.conv2d``)."""
+            blk: nn.Conv2d = self.inner_blocks[i]  # type: ignore[assignment]
             return conv2d(x, blk.weight, blk.bias, blk)
 
         last = lateral_conv(len(feats) - 1, feats[-1])
@@ -67,26 +70,13 @@ class ResNetFPN(nn.Module):
         self.fpn = FPN(chans, cfg.fpn_channels)
         self.out_channels = cfg.fpn_channels
 
+    def output_shape(self) -> Dict[str, ShapeSpec]:
+        """Channels and stride of every output level, finest first."""
+        return {name: ShapeSpec(self.out_channels, 2 ** (i + 2)) for i, name in enumerate(self.rpn_levels)}
+
     def forward(self, x: Tensor) -> Dict[str, Tensor]:
+        """images Tensor[N, 3, H, W] normalised -> OrderedDict p2..p6 of Tensor[N, out_channels,
+        H/s, W/s], s = 4..64."""
         c = self.body(x)
         ps = self.fpn([c["res2"], c["res3"], c["res4"], c["res5"]])
         return OrderedDict(zip(self.rpn_levels, ps))
-
-
-class ResNetC4(nn.Module):
-    """ResNet res2-res4 trunk (stride 16). forward -> {"c4": Tensor[N, C4, H/16, W/16]}.
-    The res5 stage lives in the RoI head."""
-
-    pooler_levels = ("c4",)
-    rpn_levels = ("c4",)
-
-    def __init__(self, cfg):
-        super().__init__()
-        # trainable_layers counts stages from layer4 down, as for FPN; layer4
-        # (res5) is in the RoI head and always trained.
-        self.body = ResNet(cfg.block, cfg.stage_depths, cfg.groups, cfg.width_per_group,
-                           cfg.trainable_layers, return_stages=("res4",), include_layer4=False, norm=cfg.norm)
-        self.out_channels = self.body.out_channels["res4"]
-
-    def forward(self, x: Tensor) -> Dict[str, Tensor]:
-        return OrderedDict(c4=self.body(x)["res4"])

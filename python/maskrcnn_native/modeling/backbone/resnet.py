@@ -4,194 +4,33 @@ Module and buffer names follow ``torchvision.models.resnet`` (``conv1``,
 ``bn1``, ``layer1.0.conv1``, ``layer1.0.downsample.0/1``...), so importing a
 torchvision checkpoint is a prefix rename.
 
-Frozen BatchNorm is an affine map ``y = x * scale + shift`` with
-``scale = weight / sqrt(running_var + eps)``, ``shift = bias - running_mean * scale``.
-It is never executed as a separate op: every conv+BN pair runs as one
-convolution with the BN folded into the weights (``w * scale``, bias
-``shift``). That is exact in real arithmetic and also valid in training
-(gradients reach the conv weight through the fold). At inference without grad
-the folded weights are cached and reused until any parameter changes.
-Activations are channels_last at inference; in training the layout depends on
-the CPU (see ``training_memory_format``).
+Every conv + norm pair runs through ``layers.conv_bn`` (frozen BN folded into
+the convolution); activations follow ``layers.activation_format()``.
 """
 
 from __future__ import annotations
 
-import os
-from typing import Dict, List, Optional, Tuple
+from typing import Dict
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-
-class FrozenBatchNorm2d(nn.Module):
-    """BatchNorm2d with fixed statistics and affine parameters (buffers, not
-    parameters). ``forward`` applies the affine map to NCHW input [N, C, H, W]."""
-
-    def __init__(self, num_features: int, eps: float = 1e-5):
-        super().__init__()
-        self.eps = eps
-        self.register_buffer("weight", torch.ones(num_features))
-        self.register_buffer("bias", torch.zeros(num_features))
-        self.register_buffer("running_mean", torch.zeros(num_features))
-        self.register_buffer("running_var", torch.ones(num_features))
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        state_dict.pop(prefix + "num_batches_tracked", None)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
-    def scale_shift(self) -> Tuple[Tensor, Tensor]:
-        return _scale_shift(self)
-
-    def forward(self, x: Tensor) -> Tensor:
-        scale, shift = self.scale_shift()
-        return x * scale.view(1, -1, 1, 1) + shift.view(1, -1, 1, 1)
-
-
-_TRAIN_FORMAT: Optional[torch.memory_format] = None
-# True when the layout was chosen explicitly (set_training_memory_format or
-# MN_TRAIN_MEMORY_FORMAT=nchw|channels_last): then every stage honours it.
-_TRAIN_FORMAT_EXPLICIT = False
-
-
-def training_memory_format() -> torch.memory_format:
-    """Activation layout while autograd records (training).
-
-    oneDNN's speed for the convolution backward depends on the CPU: on AVX-512
-    machines channels_last is the faster layout (measured on the 2-core AMD
-    EPYC Zen 5 project machine: R50-FPN train step 2x800x1216 6.4 s
-    channels_last vs 7.7 s NCHW; 3x3 256->256 conv on 200x304 fwd+bwd 1120 vs
-    1184 ms), while on an AVX2-only machine a previous measurement found the
-    channels_last 3x3 backward ~2x slower than NCHW. ``MN_TRAIN_MEMORY_FORMAT``
-    = ``channels_last`` | ``nchw`` | ``auto`` (default: channels_last when
-    torch's CPU capability is AVX-512, else NCHW) decides; read once.
-    """
-    global _TRAIN_FORMAT, _TRAIN_FORMAT_EXPLICIT
-    if _TRAIN_FORMAT is None:
-        choice = os.environ.get("MN_TRAIN_MEMORY_FORMAT", "auto").strip().lower()
-        _TRAIN_FORMAT_EXPLICIT = choice != "auto"
-        if choice in ("channels_last", "nhwc"):
-            cl = True
-        elif choice in ("nchw", "contiguous"):
-            cl = False
-        elif choice == "auto":
-            try:
-                cl = "AVX512" in torch.backends.cpu.get_cpu_capability()
-            except Exception:
-                cl = False
-        else:
-            raise ValueError(f"MN_TRAIN_MEMORY_FORMAT must be 'channels_last', 'nchw' or 'auto', got {choice!r}")
-        _TRAIN_FORMAT = torch.channels_last if cl else torch.contiguous_format
-    return _TRAIN_FORMAT
-
-
-def set_training_memory_format(fmt: Optional[str]) -> None:
-    """Override the training layout: "channels_last", "nchw", or None to go
-    back to ``MN_TRAIN_MEMORY_FORMAT`` / the CPU-based default."""
-    global _TRAIN_FORMAT, _TRAIN_FORMAT_EXPLICIT
-    if fmt is None:
-        _TRAIN_FORMAT = None
-        _TRAIN_FORMAT_EXPLICIT = False
-    elif fmt in ("channels_last", "nchw"):
-        _TRAIN_FORMAT = torch.channels_last if fmt == "channels_last" else torch.contiguous_format
-        _TRAIN_FORMAT_EXPLICIT = True
-    else:
-        raise ValueError(f"set_training_memory_format: expected 'channels_last', 'nchw' or None, got {fmt!r}")
-
-
-def _training_format_explicit() -> bool:
-    training_memory_format()  # resolves the environment choice once
-    return _TRAIN_FORMAT_EXPLICIT
-
-
-def activation_format() -> torch.memory_format:
-    """channels_last for inference (faster oneDNN forward convs, and RoIAlign
-    reads channels_last natively); ``training_memory_format()`` when autograd
-    records."""
-    return training_memory_format() if torch.is_grad_enabled() else torch.channels_last
-
-
-NORMS = ("frozen_bn", "bn", "gn")
-
-
-def make_norm(norm: str, channels: int) -> nn.Module:
-    """The normalisation after each trunk convolution.
-
-    "frozen_bn": fixed statistics and affine (fine-tuning pretrained weights;
-    torchvision's layout). "bn": BatchNorm2d trained with batch statistics
-    (training from scratch; folded into the conv at inference like frozen
-    BN). "gn": GroupNorm with 32 groups (or fewer when ``channels`` is small),
-    the batch-independent choice of He et al., "Rethinking ImageNet
-    Pre-training" (2019)."""
-    if norm == "frozen_bn":
-        return FrozenBatchNorm2d(channels)
-    if norm == "bn":
-        return nn.BatchNorm2d(channels)
-    if norm == "gn":
-        groups = 32
-        while channels % groups:
-            groups //= 2
-        return nn.GroupNorm(groups, channels)
-    raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-
-
-def _scale_shift(bn: nn.Module) -> Tuple[Tensor, Tensor]:
-    """Affine map of a frozen or eval-mode BatchNorm: y = x * scale + shift."""
-    scale = bn.weight * (bn.running_var + bn.eps).rsqrt()
-    return scale, bn.bias - bn.running_mean * scale
-
-
-def _param_key(conv: nn.Conv2d, bn: nn.Module):
-    ts = (conv.weight, bn.weight, bn.bias, bn.running_mean, bn.running_var)
-    return tuple((t.data_ptr(), t._version) for t in ts)
-
-
-def conv_bn(x: Tensor, conv: nn.Conv2d, bn: nn.Module) -> Tensor:
-    """conv(x) followed by its norm. Frozen BN, and BatchNorm in eval mode, run
-    as one convolution with folded weights; BatchNorm in training mode and
-    GroupNorm run after the convolution."""
-    if isinstance(bn, nn.GroupNorm) or (isinstance(bn, nn.BatchNorm2d) and bn.training):
-        return bn(conv2d(x, conv.weight, conv.bias, conv))
-    if not torch.is_grad_enabled() or not (conv.weight.requires_grad or bn.weight.requires_grad):
-        key = _param_key(conv, bn)
-        cache = getattr(conv, "_mn_folded", None)
-        if cache is None or cache[0] != key:
-            with torch.no_grad():
-                scale, shift = _scale_shift(bn)
-                # memory format follows the input's (a channels_last weight would force channels_last)
-                w = conv.weight * scale.view(-1, 1, 1, 1)
-                cache = (key, w, shift.clone())
-            # plain attribute: not a parameter/buffer, never saved
-            object.__setattr__(conv, "_mn_folded", cache)
-        w, b = cache[1], cache[2]
-    else:
-        scale, shift = _scale_shift(bn)
-        w, b = conv.weight * scale.view(-1, 1, 1, 1), shift
-    return conv2d(x, w, b, conv)
-
-
-# 1x1 convolutions on NCHW maps of at least this many pixels run as a GEMM.
-_GEMM_MIN_PIXELS = 10000
-
-
-def conv2d(x: Tensor, weight: Tensor, bias: Optional[Tensor], conv: nn.Conv2d) -> Tensor:
-    """``F.conv2d`` with ``conv``'s geometry. A 1x1, stride-1, ungrouped conv on
-    a large NCHW-contiguous map (training runs NCHW) is computed as the batched
-    GEMM ``W[O, C] @ X[n][C, H*W]`` instead: oneDNN's NCHW 1x1 kernels are
-    slower there, forward and backward (fwd+bwd measured on 2x256x200x304,
-    256 -> 256: 360 vs 300 ms; 64 -> 256: 184 vs 107 ms; on maps of 50x76 and
-    smaller oneDNN wins, hence the size cut). Same products, summation order aside."""
-    if (conv.kernel_size == (1, 1) and conv.stride == (1, 1) and conv.padding == (0, 0) and conv.groups == 1
-            and x.dim() == 4 and x.is_contiguous() and x.shape[2] * x.shape[3] >= _GEMM_MIN_PIXELS):
-        n, _, h, w = x.shape
-        w2 = weight.flatten(1).expand(n, -1, -1)
-        y = torch.bmm(w2, x.flatten(2)) if bias is None else torch.baddbmm(bias[None, :, None], w2, x.flatten(2))
-        return y.view(n, -1, h, w)
-    return F.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+from ..layers import (  # noqa: F401  (re-exported: the trunk's public building blocks)
+    NORMS,
+    FrozenBatchNorm2d,
+    activation_format,
+    conv2d,
+    conv_bn,
+    make_norm,
+    set_training_memory_format,
+    training_format_explicit,
+    training_memory_format,
+)
 
 
 class BasicBlock(nn.Module):
+    """ResNet-18/34 block: two 3x3 conv + norm, identity or 1x1 projection shortcut."""
     expansion = 1
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, groups: int = 1, base_width: int = 64,
@@ -207,6 +46,7 @@ class BasicBlock(nn.Module):
                                             make_norm(norm, planes))
 
     def forward(self, x: Tensor) -> Tensor:
+        """x Tensor[N, C_in, H, W] -> Tensor[N, planes, H/stride, W/stride]."""
         out = F.relu_(conv_bn(x, self.conv1, self.bn1))
         out = conv_bn(out, self.conv2, self.bn2)
         idt = x if self.downsample is None else conv_bn(x, self.downsample[0], self.downsample[1])
@@ -234,6 +74,7 @@ class Bottleneck(nn.Module):
                                             make_norm(norm, planes * 4))
 
     def forward(self, x: Tensor) -> Tensor:
+        """x Tensor[N, C_in, H, W] -> Tensor[N, 4 * planes, H/stride, W/stride]."""
         out = F.relu_(conv_bn(x, self.conv1, self.bn1))
         out = F.relu_(conv_bn(out, self.conv2, self.bn2))
         out = conv_bn(out, self.conv3, self.bn3)
@@ -291,21 +132,23 @@ class ResNet(nn.Module):
             _zero_init_residuals(self)
 
     def train(self, mode: bool = True):
+        """Train mode, except the BatchNorm of frozen stages, which keeps its statistics (eval mode)."""
         super().train(mode)
         for m in self._frozen_norms:
             m.eval()
         return self
 
     def forward(self, x: Tensor) -> Dict[str, Tensor]:
+        """x Tensor[N, 3, H, W] normalised -> {stage: Tensor[N, C_s, H/s, W/s]} for ``return_stages``."""
         # With the automatic layout, frozen stages that autograd does not
         # record (the stem and layer1 with trainable_layers=3) run
         # channels_last even in training: their forward convs are faster that
         # way (510 vs 690 ms for the stem + layer1 on 2x800x1216) and they have
         # no backward. The first recorded stage switches to activation_format().
         # An explicitly chosen layout is honoured by every stage, so that
-        # "nchw" means the same summation order as an NCHW reference model.
+        # "nchw" sums in the same order as an NCHW reference model.
         fmt = activation_format()
-        frozen = (not _training_format_explicit() and not x.requires_grad
+        frozen = (not training_format_explicit() and not x.requires_grad
                   and not self.conv1.weight.requires_grad)
         x = x.contiguous(memory_format=torch.channels_last if frozen else fmt)
         x = F.relu_(conv_bn(x, self.conv1, self.bn1))
@@ -330,7 +173,7 @@ def _zero_init_residuals(module: nn.Module) -> None:
     for m in module.modules():
         last = m.bn3 if isinstance(m, Bottleneck) else m.bn2 if isinstance(m, BasicBlock) else None
         if last is not None and getattr(last, "weight", None) is not None:
-            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.weight)  # type: ignore[arg-type]
 
 
 def make_stage(block: str, depth: int, inplanes: int, planes: int, stride: int, groups: int,

@@ -1,5 +1,5 @@
 """Meta-architectures: Mask R-CNN / Keypoint R-CNN and the public Model."""
 
-from .rcnn import MaskRCNN, Model, load_checked
+from .rcnn import MaskRCNN, Model
 
-__all__ = ["MaskRCNN", "Model", "load_checked"]
+__all__ = ["MaskRCNN", "Model"]

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ...structures import Detections, masks_to_rle
+from ...structures import Detections, Instances, MaskField, image_to_float
+from ...weights.state_dict import load_checked
+from ...weights.torchvision import from_torchvision
 from .. import _ops
-from ..backbone import build_backbone
+from ..backbone import ResNetC4, ResNetFPN, build_backbone
 from ..config import ModelConfig, build_config
 from ..proposal_generator import RPN
-from ..roi_heads import RoIHeads
+from ..roi_heads import RoIHeads, build_roi_heads
 from ..transform import Preprocessor, scale_boxes, scale_keypoints
 
 _LOSS_KEYS = ("loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg", "loss_mask",
@@ -52,14 +54,17 @@ def _check_targets(targets, num_classes: int, keypoints: bool, masks: bool):
 class MaskRCNN(nn.Module):
     """Generalized R-CNN: preprocess -> backbone -> RPN -> RoI heads.
 
-    forward(images: list of Tensor[3, H_i, W_i] float32 in [0, 1], targets)
-      training: targets list of dicts (boxes [K, 4] float32 XYXY pixels,
+    The model owns its device and dtype: ``model.to(device, dtype)`` moves the
+    preprocessing buffers with the weights, and inputs are converted to them.
+
+    forward(images: list of Tensor[3, H_i, W_i] float in [0, 1], targets)
+      training: targets list of dicts (boxes [K, 4] float XYXY pixels,
         labels [K] int64 in 1..num_classes-1, masks [K, H, W] uint8/bool,
         keypoints [K, P, 3]) -> dict of scalar losses.
       eval: -> list of ``Detections`` (aligned paste, bitmap masks).
     """
 
-    def __init__(self, cfg: ModelConfig, backbone: nn.Module, rpn: RPN, roi_heads: RoIHeads):
+    def __init__(self, cfg: ModelConfig, backbone: Union[ResNetFPN, ResNetC4], rpn: RPN, roi_heads: RoIHeads):
         super().__init__()
         self._config = cfg
         self.backbone = backbone
@@ -69,62 +74,61 @@ class MaskRCNN(nn.Module):
 
     @property
     def config(self) -> ModelConfig:
+        """The frozen ``ModelConfig`` the model was built from."""
         return self._config
 
-    def _features(self, images):
-        feats = self.backbone(images.tensors)
-        return feats
-
     def forward(self, images: List[Tensor], targets: Optional[List[Dict[str, Tensor]]] = None):
+        """See the class docstring: dict of losses in training, list of ``Detections`` in eval."""
         if isinstance(images, Tensor) and images.dim() == 3:
             images = [images]
         if self.training:
             cfg = self._config
             _check_targets(targets, cfg.num_classes, cfg.keypoints, cfg.masks)
             batch, tg, _ = self.preprocess(list(images), targets, training=True)
-            feats = self._features(batch)
-            rpn_in = [feats[k] for k in self.backbone.rpn_levels]
-            proposals, losses = self.rpn(batch, rpn_in, tg)
+            feats = self.backbone(batch.tensors)
+            proposals, losses = self.rpn(batch, [feats[k] for k in self.backbone.rpn_levels], tg)
             _, roi_losses = self.roi_heads(feats, proposals, batch.image_sizes, tg)
             losses.update(roi_losses)
             return losses
         with torch.inference_mode():
             return self._infer(list(images))
 
-    def _infer(self, images: List[Tensor], paste: str = "aligned", mask_format: str = "bitmap") -> List[Detections]:
-        batch, _, orig = self.preprocess(images, None, training=False)
-        feats = self._features(batch)
+    def _infer(self, images: List[Tensor], paste: str = "aligned", mask_format: str = "bitmap",
+               size: Optional[int] = None, max_size: Optional[int] = None) -> List[Detections]:
+        batch, _, orig = self.preprocess(images, None, training=False, size=size, max_size=max_size)
+        feats = self.backbone(batch.tensors)
         proposals, _ = self.rpn(batch, [feats[k] for k in self.backbone.rpn_levels])
         results, _ = self.roi_heads(feats, proposals, batch.image_sizes)
-        dets = []
-        for r, rs, os_ in zip(results, batch.image_sizes, orig):
-            boxes = scale_boxes(r["boxes"], rs, os_)
-            masks = None
-            if "mask_probs" in r:
-                if mask_format == "rle":
-                    masks = []
-                    if r["mask_probs"].shape[0]:
-                        masks = _ops.paste_masks(r["mask_probs"], boxes, os_, mode=paste, threshold=0.5,
-                                                 output="rle")
-                    for rle in masks:
-                        if isinstance(rle["counts"], bytes):
-                            rle["counts"] = rle["counts"].decode("ascii")
-                elif r["mask_probs"].shape[0]:
-                    masks = _ops.paste_masks(r["mask_probs"], boxes, os_, mode=paste, threshold=0.5,
-                                             output="bitmap")
-                else:
-                    masks = torch.zeros((0,) + tuple(os_), dtype=torch.bool)
-            kps = kps_scores = None
-            if "keypoints" in r:
-                kps = scale_keypoints(r["keypoints"], rs, os_)
-                kps_scores = r["keypoint_scores"]
-            dets.append(Detections(boxes=boxes, scores=r["scores"], labels=r["labels"], masks=masks,
-                                   keypoints=kps, image_size=tuple(os_), keypoint_scores=kps_scores))
-        return dets
+        return [to_image_frame(r, os_, paste, mask_format) for r, os_ in zip(results, orig)]
+
+
+def to_image_frame(inst: Instances, orig_size: Tuple[int, int], paste: str = "aligned",
+                   mask_format: str = "bitmap") -> Detections:
+    """RoI-head ``Instances`` (resized frame, box-local ``mask_probs``) ->
+    ``Detections`` in the input image's frame ``orig_size`` (H, W): boxes and
+    keypoints rescaled, masks pasted at threshold 0.5 as bool Tensor[D, H, W]
+    ("bitmap") or COCO RLE dicts ("rle")."""
+    boxes = scale_boxes(inst.boxes, inst.image_size, orig_size)
+    masks: Optional[MaskField] = None
+    probs = inst.mask_probs
+    if probs is not None:
+        if mask_format == "rle":
+            rles = _ops.paste_masks(probs, boxes, orig_size, mode=paste, threshold=0.5, output="rle") \
+                if probs.shape[0] else []
+            masks = [dict(r, counts=r["counts"].decode("ascii")) if isinstance(r["counts"], bytes) else r
+                     for r in rles]
+        elif probs.shape[0]:
+            masks = _ops.paste_masks(probs, boxes, orig_size, mode=paste, threshold=0.5, output="bitmap")
+        else:
+            masks = torch.zeros((0,) + tuple(orig_size), dtype=torch.bool, device=boxes.device)
+    kps = scale_keypoints(inst.keypoints, inst.image_size, orig_size) if inst.keypoints is not None else None
+    return Detections(boxes=boxes, scores=inst.scores, labels=inst.labels, masks=masks, keypoints=kps,
+                      image_size=(int(orig_size[0]), int(orig_size[1])), keypoint_scores=inst.keypoint_scores)
 
 
 def _to_tensor(img: Any) -> Tensor:
-    """File path / PIL image / HWC uint8 ndarray / CHW float tensor -> [3, H, W] float32 in [0, 1]."""
+    """File path / PIL image / HWC uint8 ndarray / CHW tensor -> [3, H, W]
+    float in [0, 1] (uint8 divided by 255; float input kept as it is)."""
     if isinstance(img, (str, os.PathLike)):
         from PIL import Image
 
@@ -140,16 +144,11 @@ def _to_tensor(img: Any) -> Tensor:
         a = np.ascontiguousarray(img[..., :3])
         if not a.flags.writeable:
             a = a.copy()
-        t = torch.from_numpy(a).permute(2, 0, 1)
-        if t.dtype == torch.uint8:
-            return t.float().div_(255.0)
-        return t.float()
+        return image_to_float(torch.from_numpy(a).permute(2, 0, 1), torch.float32)
     if isinstance(img, Tensor):
         if img.dim() != 3 or img.shape[0] != 3:
             raise ValueError(f"predict: expected a CHW tensor with 3 channels, got shape {list(img.shape)}")
-        if img.dtype == torch.uint8:
-            return img.float().div_(255.0)
-        return img.float()
+        return image_to_float(img)
     raise TypeError(f"predict: unsupported image type {type(img).__name__} "
                     "(use a path, PIL image, HWC uint8 array or CHW float tensor)")
 
@@ -162,14 +161,14 @@ class Model(MaskRCNN):
     def __init__(self, preset_or_config: Union[str, ModelConfig, dict] = "R50-FPN", **overrides):
         cfg = build_config(preset_or_config, **overrides)
         backbone = build_backbone(cfg)
-        rpn = RPN(cfg, backbone.out_channels)
-        strides = (4, 8, 16, 32) if cfg.arch == "fpn" else (16,)
-        roi_heads = RoIHeads(cfg, backbone.out_channels, backbone.pooler_levels, strides)
+        shapes = backbone.output_shape()
+        rpn = RPN(cfg, shapes[backbone.rpn_levels[0]].channels)
+        roi_heads = build_roi_heads(cfg, {k: shapes[k] for k in backbone.pooler_levels})
         super().__init__(cfg, backbone, rpn, roi_heads)
 
     # ----------------------------------------------------------- inference
-    def predict(self, images, batch_size: int = 1, mask_format: str = "bitmap",
-                paste: str = "aligned") -> List[Detections]:
+    def predict(self, images, batch_size: int = 1, mask_format: str = "bitmap", paste: str = "aligned",
+                min_size: Optional[int] = None, max_size: Optional[int] = None) -> List[Detections]:
         """Detect objects in one image or a list of images.
 
         images: a path, PIL image, HWC uint8 ndarray or CHW float tensor in
@@ -178,6 +177,8 @@ class Model(MaskRCNN):
         mask_format: "bitmap" (bool Tensor[D, H, W]) or "rle" (COCO RLE dicts).
         paste: "aligned" (continuous box coordinates) or "torchvision"
           (torchvision's integer-box paste, for answer-for-answer parity).
+        min_size / max_size: shorter-side size and longer-side cap for this
+          call instead of the configured test size (TTA passes them).
         Returns one ``Detections`` per image, in the input's pixel frame.
         """
         if mask_format not in ("bitmap", "rle"):
@@ -199,7 +200,8 @@ class Model(MaskRCNN):
             with torch.inference_mode():
                 for s in range(0, len(images), batch_size):
                     chunk = [_to_tensor(im) for im in images[s:s + batch_size]]
-                    out.extend(self._infer(chunk, paste=paste, mask_format=mask_format))
+                    out.extend(self._infer(chunk, paste=paste, mask_format=mask_format, size=min_size,
+                                           max_size=max_size))
             return out
         finally:
             self.train(was_training)
@@ -244,32 +246,4 @@ class Model(MaskRCNN):
                          reinit_heads: bool = False, **overrides) -> "Model":
         """Build a model from a torchvision detection checkpoint (see
         ``maskrcnn_native.weights.torchvision``)."""
-        from ...weights.torchvision import from_torchvision
-
         return from_torchvision(cls, state_dict_or_path, arch=arch, reinit_heads=reinit_heads, **overrides)
-
-
-def load_checked(model: nn.Module, state_dict: Dict[str, Tensor], allow_missing: Sequence[str] = ()) -> None:
-    """Load ``state_dict`` strictly, raising one ValueError that lists missing
-    keys, unexpected keys and shape mismatches (``name: checkpoint [..] vs model [..]``)."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state_dict and k not in allow_missing]
-    unexpected = [k for k in state_dict if k not in own]
-    mism = [f"{k}: checkpoint {list(state_dict[k].shape)} vs model {list(own[k].shape)}"
-            for k in state_dict if k in own and state_dict[k].shape != own[k].shape]
-    if missing or unexpected or mism:
-        lines = []
-        if missing:
-            lines.append(f"missing keys ({len(missing)}): {missing}")
-        if unexpected:
-            lines.append(f"unexpected keys ({len(unexpected)}): {unexpected}")
-        if mism:
-            lines.append(f"shape mismatches ({len(mism)}): {mism}")
-        hint = ""
-        if mism:
-            hint = ("\nA different num_classes / num_keypoints? Pass reinit_heads=True to "
-                    "from_torchvision to re-initialise the class-specific layers for fine-tuning.")
-        raise ValueError("state dict does not fit the model:\n  " + "\n  ".join(lines) + hint)
-    with torch.no_grad():
-        for k, v in state_dict.items():
-            own[k].copy_(v)

@@ -43,16 +43,21 @@ class AnchorGenerator(nn.Module):
         self._cache: Dict[Tuple, Tensor] = {}
 
     def num_anchors_per_location(self) -> List[int]:
+        """Anchors per feature-map location, per level (sizes x aspect ratios)."""
         return [len(s) * len(self.aspect_ratios) for s in self.sizes]
 
-    def forward(self, image_shape: Tuple[int, int], grid_sizes: List[Tuple[int, int]]) -> List[Tensor]:
+    def forward(self, image_shape: Tuple[int, int], grid_sizes: List[Tuple[int, int]],
+                device: Optional[torch.device] = None, dtype: torch.dtype = torch.float32) -> List[Tensor]:
+        """image_shape (Hp, Wp), grid_sizes [(H_l, W_l)] -> per level Tensor[H_l*W_l*A, 4] XYXY
+        anchors on ``device`` in ``dtype``."""
         out = []
         for lvl, g in enumerate(grid_sizes):
             stride = (image_shape[0] // g[0], image_shape[1] // g[1])
-            key = (lvl, tuple(g), stride)
+            key = (lvl, tuple(g), stride, device, dtype)
             a = self._cache.get(key)
             if a is None:
-                a = _ops.grid_anchors(self.cell[lvl], tuple(g), stride)
+                # generated in float32 on the CPU (the op's frame), then moved once
+                a = _ops.grid_anchors(self.cell[lvl], (int(g[0]), int(g[1])), stride).to(device=device, dtype=dtype)
                 if len(self._cache) > 64:
                     self._cache.clear()
                 self._cache[key] = a
@@ -73,12 +78,15 @@ class RPNHead(nn.Module):
         self.bbox_pred = nn.Conv2d(in_channels, num_anchors * 4, 1)
         for m in (self.conv, self.cls_logits, self.bbox_pred):
             nn.init.normal_(m.weight, std=0.01)
-            nn.init.zeros_(m.bias)
+            nn.init.zeros_(m.bias)  # type: ignore[arg-type]
 
     def forward(self, feats: List[Tensor]):
+        """feats: list of Tensor[N, C, H_l, W_l] -> (objectness logits [N, A, H_l, W_l], deltas [N,
+        4A, H_l, W_l]) per level."""
         logits, deltas = [], []
         a = self.cls_logits.out_channels
-        w = b = None
+        w: Optional[Tensor] = None
+        b: Optional[Tensor] = None
         for f in feats:
             t = F.relu_(self.conv(f))
             if t.is_contiguous():
@@ -86,9 +94,9 @@ class RPNHead(nn.Module):
                 # [5A, C] @ [C, H*W]. oneDNN's NCHW 1x1 conv with 3 or 12 output
                 # channels is ~4x slower than this GEMM forward and backward
                 # (measured 337 ms vs 96 ms fwd+bwd on 2x256x200x304); same math.
-                if w is None:
+                if w is None or b is None:
                     w = torch.cat([self.cls_logits.weight, self.bbox_pred.weight]).flatten(1)
-                    b = torch.cat([self.cls_logits.bias, self.bbox_pred.bias])
+                    b = torch.cat([self.cls_logits.bias, self.bbox_pred.bias])  # type: ignore[list-item]
                 n, _, h, wd = t.shape
                 o = torch.baddbmm(b[None, :, None], w.expand(n, -1, -1), t.flatten(2))
                 logits.append(o[:, :a].view(n, a, h, wd))
@@ -129,9 +137,12 @@ class RPN(nn.Module):
         self.score_threshold = cfg.rpn_score_threshold
 
     def forward(self, images, features: List[Tensor], targets: Optional[List[Dict[str, Tensor]]] = None):
+        """See the class docstring: (proposals per image, losses)."""
         logits, deltas = self.head(features)
         grid_sizes = [tuple(f.shape[-2:]) for f in features]
-        anchors = self.anchor_generator(tuple(images.tensors.shape[-2:]), grid_sizes)
+        # the image batch's dtype is the model's (autocast changes the features', not the frame's)
+        anchors = self.anchor_generator(tuple(images.tensors.shape[-2:]), grid_sizes, images.tensors.device,
+                                        images.tensors.dtype)
         flat = [_flatten_level(lo, de) for lo, de in zip(logits, deltas)]
         proposals = self._proposals([f[0].detach() for f in flat], [f[1].detach() for f in flat], anchors,
                                     images.image_sizes)
@@ -157,7 +168,7 @@ class RPN(nn.Module):
             boxes = self.box_coder.decode(d.reshape(-1, 4), a).reshape(n, kk, 4)
             sel_scores.append(top)
             sel_boxes.append(boxes)
-            sel_levels.append(torch.full((kk,), lvl, dtype=torch.int64))
+            sel_levels.append(torch.full((kk,), lvl, dtype=torch.int64, device=lo.device))
         scores = torch.sigmoid(torch.cat(sel_scores, 1))
         boxes = torch.cat(sel_boxes, 1)
         levels = torch.cat(sel_levels, 0)
@@ -183,10 +194,10 @@ class RPN(nn.Module):
         for t in targets:
             gt = t["boxes"]
             if gt.shape[0] == 0:
-                m = torch.full((anchors.shape[0],), -1, dtype=torch.int64)
+                m = torch.full((anchors.shape[0],), -1, dtype=torch.int64, device=anchors.device)
             else:
                 m = self.matcher(_ops.box_iou(gt, anchors))
-            lab = torch.zeros(anchors.shape[0], dtype=torch.float32)
+            lab = torch.zeros(anchors.shape[0], dtype=objectness.dtype, device=objectness.device)
             lab[m >= 0] = 1.0
             lab[m == Matcher.BETWEEN_THRESHOLDS] = -1.0
             labels.append(lab)
@@ -203,6 +214,7 @@ class RPN(nn.Module):
             smp = torch.where(pos_masks[i] | neg_masks[i])[0]
             sel_logits.append(objectness[i, smp])
             sel_labels.append(labels[i][smp])
-        loss_box = (sum(reg_losses) if reg_losses else deltas.sum() * 0) / num_sampled
+        # Python's sum (0 + l_1 + l_2 ...): the summation order torchvision's parity relies on
+        loss_box: Tensor = (sum(reg_losses) if reg_losses else deltas.sum() * 0) / num_sampled  # type: ignore[assignment]
         loss_obj = F.binary_cross_entropy_with_logits(torch.cat(sel_logits), torch.cat(sel_labels))
         return {"loss_objectness": loss_obj, "loss_rpn_box_reg": loss_box}

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Tuple
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..backbone.resnet import activation_format, make_stage
+from ..backbone.resnet import make_stage
+from ..layers import activation_format
 
 
 class TwoMLPHead(nn.Module):
@@ -27,6 +27,7 @@ class TwoMLPHead(nn.Module):
         self.out_dim = dim
 
     def forward(self, x: Tensor) -> Tensor:
+        """x Tensor[R, C, S, S] -> Tensor[R, dim]."""
         x = x.flatten(1)
         return F.relu_(self.fc7(F.relu_(self.fc6(x))))
 
@@ -43,9 +44,11 @@ class Res5Head(nn.Module):
         self.out_dim = self.out_channels
 
     def res5_features(self, x: Tensor) -> Tensor:
+        """x Tensor[R, C4, 14, 14] -> res5 output Tensor[R, 2048, 7, 7] (activation layout)."""
         return self.layer4(x.contiguous(memory_format=activation_format()))
 
     def forward(self, x: Tensor) -> Tensor:
+        """x Tensor[R, C4, 14, 14] pooled C4 features -> Tensor[R, 2048] pooled res5 features."""
         return self.res5_features(x).mean(dim=(2, 3))
 
 
@@ -58,6 +61,7 @@ class BoxPredictor(nn.Module):
         self.bbox_pred = nn.Linear(in_dim, num_classes * 4)
 
     def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        """x Tensor[R, D] -> (class logits Tensor[R, K], box codes Tensor[R, 4K])."""
         return self.cls_score(x), self.bbox_pred(x)
 
 
@@ -80,9 +84,10 @@ class MaskHeadFCN(nn.Module):
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
+                nn.init.zeros_(m.bias)  # type: ignore[arg-type]
 
     def forward(self, x: Tensor) -> Tensor:
+        """x Tensor[R, C, S, S] -> mask logits Tensor[R, K, 2S, 2S]."""
         for conv in self.convs:
             x = F.relu_(conv(x))
         return self.mask_fcn_logits(F.relu_(self.conv5_mask(x)))
@@ -100,6 +105,7 @@ class MaskHeadMLP(nn.Module):
         self.resolution = resolution
 
     def forward(self, x: Tensor) -> Tensor:
+        """x Tensor[R, C, S, S] -> mask logits Tensor[R, K, m, m]."""
         x = F.relu_(self.fc2(F.relu_(self.fc1(x.flatten(1)))))
         m = self.resolution
         return self.fc_logits(x).view(-1, self.num_outputs, m, m)
@@ -121,9 +127,10 @@ class KeypointHead(nn.Module):
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
+                nn.init.zeros_(m.bias)  # type: ignore[arg-type]
 
     def forward(self, x: Tensor) -> Tensor:
+        """x Tensor[R, C, 14, 14] -> heatmap logits Tensor[R, P, 56, 56]."""
         for conv in self.convs:
             x = F.relu_(conv(x))
         x = self.kps_score_lowres(x)

@@ -53,6 +53,7 @@ class MultiScalePooler(nn.Module):
         return _ops.roi_warp(feat, rois, self.output_size, scale, self.sampling_ratio)
 
     def forward(self, features: List[Tensor], boxes: List[Tensor]) -> Tensor:
+        """See the class docstring: Tensor[sum R_i, C, S, S]."""
         idx = torch.cat([torch.full((b.shape[0], 1), i, dtype=b.dtype, device=b.device)
                          for i, b in enumerate(boxes)], 0)
         cat = torch.cat(list(boxes), 0)
