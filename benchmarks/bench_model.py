@@ -12,7 +12,15 @@ Workloads (issue 3):
      comparable and checked; torchvision: its own paste).
   M2 one SGD step (forward, backward, update) on 2 images 800x1216 with 5
      objects each, frozen BN and trainable_layers=3 on both sides.
+  M4 torchvision's own maskrcnn_resnet50_fpn (unmodified, M1's weights), one
+     800x1216 image, with and without ``mn.compat.use_in_torchvision()``;
+     the detections are checked equal one for one outside the timing.
+  M5 torchvision's Mask R-CNN train step (M2's model and data), with and
+     without the switch; the losses are checked equal outside the timing.
 Both sides use torch's default thread count (set MN_BENCH_THREADS to pin it).
+
+M4/M5 only:  python -m pytest benchmarks/bench_model.py --benchmark-only -k "m4 or m5" \
+          --benchmark-columns=median,min,rounds --benchmark-group-by=group
 """
 
 from __future__ import annotations
@@ -131,6 +139,67 @@ def test_m2_train_step(benchmark, train_models, impl):
         return total.detach()
 
     total = benchmark.pedantic(step, rounds=2, iterations=1, warmup_rounds=1)
+    assert torch.isfinite(total)
+
+
+# ------------------------------------------------- torchvision + the switch
+def _same_dets(ref, got):
+    assert len(got["boxes"]) == len(ref["boxes"]) == 100
+    pairs = match_detections(ref["boxes"], ref["labels"], got["boxes"], got["labels"])
+    assert len(pairs) == 100
+    assert min(mask_iou(ref["masks"][i, 0] > 0.5, got["masks"][j, 0] > 0.5) for i, j in pairs) >= 0.99
+
+
+@pytest.mark.parametrize("impl", ["torchvision+switch", "torchvision"])
+def test_m4_torchvision_inference_switch(benchmark, infer_models, impl):
+    benchmark.group = "M4 torchvision maskrcnn_resnet50_fpn inference 1x800x1216, with/without mn.compat"
+    tv, _, img = infer_models
+
+    def fn():
+        with torch.inference_mode():
+            return tv([img])[0]
+
+    with torch.inference_mode():
+        ref = tv([img])[0]
+    with mn.compat.use_in_torchvision():
+        with torch.inference_mode():
+            _same_dets(ref, tv([img])[0])
+    if impl == "torchvision+switch":
+        with mn.compat.use_in_torchvision():
+            out = benchmark.pedantic(fn, rounds=3, iterations=1, warmup_rounds=1)
+    else:
+        out = benchmark.pedantic(fn, rounds=3, iterations=1, warmup_rounds=1)
+    assert out["boxes"].shape[0] == 100
+
+
+@pytest.mark.parametrize("impl", ["torchvision+switch", "torchvision"])
+def test_m5_torchvision_train_step_switch(benchmark, train_models, impl):
+    benchmark.group = "M5 torchvision Mask R-CNN train step 2x800x1216, with/without mn.compat"
+    tv, _, imgs, tg = train_models
+    opt = torch.optim.SGD([p for p in tv.parameters() if p.requires_grad], lr=0.0, momentum=0.0)
+
+    def losses():
+        torch.manual_seed(5)
+        return tv(imgs, [dict(t) for t in tg])
+
+    ref = {k: v.detach() for k, v in losses().items()}
+    with mn.compat.use_in_torchvision():
+        got = {k: v.detach() for k, v in losses().items()}
+    for k in ref:
+        torch.testing.assert_close(got[k], ref[k], rtol=1e-4, atol=1e-5)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        total = sum(tv(imgs, [dict(t) for t in tg]).values())
+        total.backward()
+        opt.step()  # lr 0: the weights stay those checked above
+        return total.detach()
+
+    if impl == "torchvision+switch":
+        with mn.compat.use_in_torchvision():
+            total = benchmark.pedantic(step, rounds=2, iterations=1, warmup_rounds=1)
+    else:
+        total = benchmark.pedantic(step, rounds=2, iterations=1, warmup_rounds=1)
     assert torch.isfinite(total)
 
 

@@ -3,6 +3,7 @@
 
 #include "bindings/register.h"
 #include "common/checks.h"
+#include "common/cuda_runtime.h"
 #include "common/parallel.h"
 
 namespace py = pybind11;
@@ -21,9 +22,15 @@ void register_common(py::module_& m) {
     d["flags"] = MN_BUILD_FLAGS;
     d["build_type"] = MN_BUILD_TYPE;
     d["cuda"] = static_cast<bool>(MN_BUILD_WITH_CUDA);
+    d["cuda_version"] = MN_BUILD_CUDA_VERSION;  // nvcc's, "" without CUDA kernels
+    d["cuda_runtime"] = cuda::runtime_version();  // CUDART_VERSION linked (static), 0 without
+    d["cuda_archs"] = MN_BUILD_CUDA_ARCHS;      // CMAKE_CUDA_ARCHITECTURES, comma-separated
     d["dlpack_max_version"] = py::make_tuple(1, 0);
     return d;
   });
+  // Visible CUDA devices (0 without CUDA kernels, driver or device; never raises).
+  m.def("cuda_device_count", [] { return cuda::device_count(); });
+  m.def("cuda_driver_version", [] { return cuda::driver_version(); });
   // Describes what the importer sees; lets tests check zero-copy and flags.
   m.def("_dlpack_info", [](py::handle obj, bool writable) {
     ImportedTensor t = import_tensor(obj, "_dlpack_info", "x", writable);
@@ -35,6 +42,7 @@ void register_common(py::module_& m) {
     d["strides"] = std::vector<int64_t>(v.strides.begin(), v.strides.begin() + v.ndim);
     d["readonly"] = v.readonly;
     d["cpu"] = v.device == DeviceType::CPU;
+    d["device"] = device_str(v);
     return d;
   }, py::arg("x"), py::arg("writable") = false);
 }

@@ -1,5 +1,6 @@
 #include "bindings/dlpack_import.h"
 
+#include <cstdint>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -156,6 +157,14 @@ ImportedTensor import_tensor(py::handle obj, const char* op, const char* arg,
     expected *= t->shape[i];
   }
   v.data = t->data ? static_cast<char*>(t->data) + t->byte_offset : nullptr;
+  // Kernels load whole elements: a view at an odd byte offset (np.frombuffer(..., offset=1))
+  // would be a misaligned load, undefined behaviour.
+  const uint64_t item = (static_cast<uint64_t>(t->dtype.bits) * t->dtype.lanes + 7) / 8;
+  if (v.data && item > 1 && expected > 0 &&
+      reinterpret_cast<uintptr_t>(v.data) % (item > 8 ? 8 : item) != 0)
+    throw ValueError(arg_prefix(op, arg) + " is not aligned to its " + std::to_string(item) +
+                     "-byte elements (a view at an odd byte offset?); pass a copy, e.g. "
+                     "numpy.array(x) or x.clone()");
   if (writable) check_writable(op, arg, v);
   return out;
 }

@@ -18,11 +18,56 @@ inline std::string arg_prefix(const char* op, const char* arg) {
   return std::string(op) + ": " + arg;
 }
 
+// A tensor on a device this build has kernels for: the CPU, or a CUDA device
+// when the CUDA kernels are built (MN_WITH_CUDA). The name is historical.
 inline void check_cpu(const char* op, const char* arg, const TensorView& t) {
+  if (t.device == DeviceType::CPU) return;
+#if MN_WITH_CUDA
+  if (t.device == DeviceType::CUDA) return;
+  throw ValueError(arg_prefix(op, arg) + " must be a CPU or CUDA tensor, got another device");
+#else
+  throw ValueError(arg_prefix(op, arg) + " must be a CPU tensor, got a " +
+                   (t.device == DeviceType::CUDA ? "CUDA" : "non-CPU") +
+                   " tensor (this build has CPU kernels only)");
+#endif
+}
+
+// Host memory only (for the parts that always run on the CPU).
+inline void check_host(const char* op, const char* arg, const TensorView& t) {
   if (t.device != DeviceType::CPU)
     throw ValueError(arg_prefix(op, arg) + " must be a CPU tensor, got a " +
-                     (t.device == DeviceType::CUDA ? "CUDA" : "non-CPU") +
-                     " tensor (this build has CPU kernels only)");
+                     (t.device == DeviceType::CUDA ? "CUDA" : "non-CPU") + " tensor");
+}
+
+inline std::string device_str(const TensorView& t) {
+  if (t.device == DeviceType::CPU) return "cpu";
+  if (t.device == DeviceType::CUDA) return "cuda:" + std::to_string(t.device_id);
+  return "an unsupported device";
+}
+
+struct NamedView {
+  const char* arg;
+  const TensorView* view;
+};
+
+// All tensors of one call live on the device of the first one.
+inline void check_same_device(const char* op, std::initializer_list<NamedView> views) {
+  const NamedView* first = views.begin();
+  for (const NamedView& v : views) {
+    check_cpu(op, v.arg, *v.view);
+    if (v.view->device != first->view->device ||
+        (v.view->device == DeviceType::CUDA && v.view->device_id != first->view->device_id))
+      throw ValueError(arg_prefix(op, v.arg) + " must be on the same device as " + first->arg +
+                       " (" + device_str(*first->view) + "), got " + device_str(*v.view));
+  }
+}
+
+inline bool on_cuda(const TensorView& t) { return t.device == DeviceType::CUDA; }
+
+// Thrown by <op>.cpp for a CUDA tensor when the build has no CUDA kernels
+// (check_cpu rejects those earlier; this keeps dispatch total).
+[[noreturn]] inline void no_cuda_kernels(const char* op) {
+  throw ValueError(std::string(op) + ": this build has no CUDA kernels");
 }
 
 inline void check_dtype(const char* op, const char* arg, const TensorView& t,

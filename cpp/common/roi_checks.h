@@ -28,13 +28,16 @@ inline void check_spatial_scale(const char* op, double s) {
 }
 
 // rois [K, 5] with the same dtype as `ref`, batch indices (truncated toward
-// zero, as torchvision does) inside [0, N).
+// zero, as torchvision does) inside [0, N). CUDA rois are not read here (that
+// would need a device-to-host copy and a synchronise): the CUDA kernels give
+// zeros / no gradient for RoIs whose batch index is out of range.
 inline void check_rois(const char* op, const TensorView& rois, const TensorView& ref,
                        const char* ref_arg, int64_t N) {
   check_cpu(op, "rois", rois);
   check_same_dtype(op, "rois", rois, ref_arg, ref);
   check_shape(op, "rois", rois, {-1, 5}, "[K, 5]");
   check_contiguous(op, "rois", rois);
+  if (rois.device != DeviceType::CPU) return;
   dispatch_float(rois.dtype, op, "rois", [&](auto tag) {
     using T = decltype(tag);
     const T* r = rois.ptr<T>();

@@ -41,13 +41,22 @@ from .structures import Detections
 
 
 def build_info() -> dict:
-    """How the native extension was built: compiler, flags, CUDA yes/no."""
+    """How the native extension was built: compiler, flags, and CUDA: ``cuda``
+    (kernels built), ``cuda_version`` (nvcc's), ``cuda_runtime`` (the CUDART
+    version linked statically) and ``cuda_archs`` (the GPU architectures:
+    ``NN-real`` machine code, ``NN-virtual`` PTX)."""
     info = dict(_C.build_info())
     info["version"] = __version__
     return info
 
 
-_LAZY = ("data", "evaluation", "visualize", "engine")
+def cuda_available() -> bool:
+    """True only when this build has CUDA kernels and a CUDA device is visible
+    (asked through the CUDA runtime, so a machine without a driver says False)."""
+    return bool(_C.build_info()["cuda"]) and _C.cuda_device_count() > 0
+
+
+_LAZY = ("data", "evaluation", "visualize", "engine", "compat")
 
 
 def __getattr__(name):
@@ -64,6 +73,6 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["__version__", "build_info", "get_num_threads", "set_num_threads", "ops",
+__all__ = ["__version__", "build_info", "cuda_available", "get_num_threads", "set_num_threads", "ops",
            "Model", "ModelConfig", "Detections", "data", "evaluate", "evaluation", "visualize",
-           "engine", "train", "TrainConfig", "load_config"]
+           "engine", "train", "TrainConfig", "load_config", "compat"]

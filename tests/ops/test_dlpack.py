@@ -133,7 +133,11 @@ def test_null_strides_mean_row_major_and_byte_offset_applies():
 def test_non_cpu_device_is_an_error():
     x = np.zeros((1, 1, 2, 2), np.float32)
     cap = make_capsule(x, device_type=2)  # claims CUDA; never dereferenced
-    with pytest.raises(ValueError, match=r"roi_align: input must be a CPU tensor, got a CUDA tensor"):
+    if mn.build_info()["cuda"]:  # CUDA accepted, but not mixed with CPU tensors
+        msg = r"roi_align: rois must be on the same device as input \(cuda:0\), got cpu"
+    else:
+        msg = r"roi_align: input must be a CPU tensor, got a CUDA tensor"
+    with pytest.raises(ValueError, match=msg):
         mn._C.roi_align_forward(cap, np.zeros((0, 5), np.float32), np.zeros((0, 1, 1, 1), np.float32),
                                 1.0, 1, 1, -1, False, False)
 

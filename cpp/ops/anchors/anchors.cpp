@@ -8,6 +8,9 @@
 #include "common/checks.h"
 #include "common/dispatch.h"
 #include "ops/anchors/anchors_cpu.h"
+#if MN_WITH_CUDA
+#include "ops/anchors/anchors_cuda.h"
+#endif
 
 namespace mn {
 namespace {
@@ -32,6 +35,7 @@ void cell_anchors(const std::vector<double>& sizes, const std::vector<double>& a
   const char* op = "cell_anchors";
   check_positive_list(op, "sizes", sizes);
   check_positive_list(op, "aspect_ratios", aspect_ratios);
+  check_host(op, "out", out);  // a few boxes: always computed on the host
   check_output(op, "out", out);
   check_dtype(op, "out", out, {DType::Float32, DType::Float64});
   const int64_t A = static_cast<int64_t>(sizes.size() * aspect_ratios.size());
@@ -66,7 +70,15 @@ void grid_anchors(const TensorView& cell, int64_t grid_h, int64_t grid_w, double
   check_same_dtype(op, "out", out, "cell_anchors", cell);
   check_shape(op, "out", out, {grid_h * grid_w * A, 4}, "[H * W * A, 4]");
   check_contiguous(op, "out", out);
+  check_same_device(op, {{"cell_anchors", &cell}, {"out", &out}});
   dispatch_float(cell.dtype, op, "cell_anchors", [&](auto tag) {
+    if (on_cuda(cell)) {
+#if MN_WITH_CUDA
+      return cuda::grid_anchors<decltype(tag)>(cell, grid_h, grid_w, stride_h, stride_w, offset, out);
+#else
+      no_cuda_kernels(op);
+#endif
+    }
     cpu::grid_anchors<decltype(tag)>(cell, grid_h, grid_w, stride_h, stride_w, offset, out);
   });
 }

@@ -7,6 +7,9 @@
 #include "common/checks.h"
 #include "common/dispatch.h"
 #include "ops/box_coder/box_coder_cpu.h"
+#if MN_WITH_CUDA
+#include "ops/box_coder/box_coder_cuda.h"
+#endif
 
 namespace mn {
 namespace {
@@ -41,7 +44,15 @@ void encode_boxes(const TensorView& reference, const TensorView& proposals,
   check_weights(op, weights);
   check_output(op, "out", out);
   check_rows(op, "out", out, reference, "reference_boxes", n, "[N, 4]");
+  check_same_device(op, {{"reference_boxes", &reference}, {"proposals", &proposals}, {"out", &out}});
   dispatch_float(reference.dtype, op, "reference_boxes", [&](auto tag) {
+    if (on_cuda(reference)) {
+#if MN_WITH_CUDA
+      return cuda::encode_boxes<decltype(tag)>(reference, proposals, weights, out);
+#else
+      no_cuda_kernels(op);
+#endif
+    }
     cpu::encode_boxes<decltype(tag)>(reference, proposals, weights, out);
   });
 }
@@ -64,7 +75,15 @@ void decode_boxes(const TensorView& codes, const TensorView& boxes,
   check_same_dtype(op, "out", out, "codes", codes);
   check_shape(op, "out", out, {n, codes.size(1)}, "[N, 4 * C] like codes");
   check_contiguous(op, "out", out);
+  check_same_device(op, {{"codes", &codes}, {"boxes", &boxes}, {"out", &out}});
   dispatch_float(codes.dtype, op, "codes", [&](auto tag) {
+    if (on_cuda(codes)) {
+#if MN_WITH_CUDA
+      return cuda::decode_boxes<decltype(tag)>(codes, boxes, weights, clamp, out);
+#else
+      no_cuda_kernels(op);
+#endif
+    }
     cpu::decode_boxes<decltype(tag)>(codes, boxes, weights, clamp, out);
   });
 }

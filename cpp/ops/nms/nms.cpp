@@ -6,6 +6,9 @@
 #include "common/checks.h"
 #include "common/dispatch.h"
 #include "ops/nms/nms_cpu.h"
+#if MN_WITH_CUDA
+#include "ops/nms/nms_cuda.h"
+#endif
 
 namespace mn {
 namespace {
@@ -42,7 +45,15 @@ int64_t nms(const TensorView& boxes, const TensorView& scores, double iou_thresh
   check_same_dtype(op, "scores", scores, "boxes", boxes);
   check_per_box(op, "scores", scores, n);
   check_keep(op, keep, n);
-  return dispatch_float(boxes.dtype, op, "boxes", [&](auto tag) {
+  check_same_device(op, {{"boxes", &boxes}, {"scores", &scores}, {"keep", &keep}});
+  return dispatch_float(boxes.dtype, op, "boxes", [&](auto tag) -> int64_t {
+    if (on_cuda(boxes)) {
+#if MN_WITH_CUDA
+      return cuda::nms<decltype(tag)>(boxes, scores, iou_threshold, keep);
+#else
+      no_cuda_kernels(op);
+#endif
+    }
     return cpu::nms<decltype(tag)>(boxes, scores, iou_threshold, keep);
   });
 }
@@ -57,8 +68,18 @@ int64_t batched_nms(const TensorView& boxes, const TensorView& scores, const Ten
   check_dtype(op, "idxs", idxs, {DType::Int64, DType::Int32});
   check_per_box(op, "idxs", idxs, n);
   check_keep(op, keep, n);
-  return dispatch_float(boxes.dtype, op, "boxes", [&](auto tag) {
+  check_same_device(op, {{"boxes", &boxes}, {"scores", &scores}, {"idxs", &idxs}, {"keep", &keep}});
+  return dispatch_float(boxes.dtype, op, "boxes", [&](auto tag) -> int64_t {
     using T = decltype(tag);
+    if (on_cuda(boxes)) {
+#if MN_WITH_CUDA
+      if (idxs.dtype == DType::Int32)
+        return cuda::batched_nms<T, int32_t>(boxes, scores, idxs, iou_threshold, keep);
+      return cuda::batched_nms<T, int64_t>(boxes, scores, idxs, iou_threshold, keep);
+#else
+      no_cuda_kernels(op);
+#endif
+    }
     if (idxs.dtype == DType::Int32)
       return cpu::batched_nms<T, int32_t>(boxes, scores, idxs, iou_threshold, keep);
     return cpu::batched_nms<T, int64_t>(boxes, scores, idxs, iou_threshold, keep);
@@ -76,7 +97,15 @@ void box_iou(const TensorView& boxes1, const TensorView& boxes2, const TensorVie
   check_same_dtype(op, "out", out, "boxes1", boxes1);
   check_shape(op, "out", out, {boxes1.size(0), boxes2.size(0)}, "[N, M]");
   check_contiguous(op, "out", out);
+  check_same_device(op, {{"boxes1", &boxes1}, {"boxes2", &boxes2}, {"out", &out}});
   dispatch_float(boxes1.dtype, op, "boxes1", [&](auto tag) {
+    if (on_cuda(boxes1)) {
+#if MN_WITH_CUDA
+      return cuda::box_iou<decltype(tag)>(boxes1, boxes2, out);
+#else
+      no_cuda_kernels(op);
+#endif
+    }
     cpu::box_iou<decltype(tag)>(boxes1, boxes2, out);
   });
 }

@@ -9,6 +9,9 @@
 #include "common/dispatch.h"
 #include "ops/paste_masks/paste_masks_common.h"
 #include "ops/paste_masks/paste_masks_cpu.h"
+#if MN_WITH_CUDA
+#include "ops/paste_masks/paste_masks_cuda.h"
+#endif
 
 namespace mn {
 namespace {
@@ -94,7 +97,15 @@ void paste_masks_plan(const TensorView& masks, const TensorView& boxes, const Te
   check_params(p);
   check_output(kOp, "rects", rects);
   check_rects_tensor(rects, masks.size(0));
+  check_same_device(kOp, {{"masks", &masks}, {"boxes", &boxes}, {"rects", &rects}});
   dispatch_float(masks.dtype, kOp, "masks", [&](auto tag) {
+    if (on_cuda(masks)) {
+#if MN_WITH_CUDA
+      return cuda::paste_masks_plan<decltype(tag)>(masks, boxes, rects, p);
+#else
+      no_cuda_kernels(kOp);
+#endif
+    }
     cpu::paste_masks_plan<decltype(tag)>(masks, boxes, rects, p);
   });
 }
@@ -107,7 +118,15 @@ void paste_masks_forward(const TensorView& masks, const TensorView& boxes,
   check_output_dtype("output", output, masks, p);
   check_shape(kOp, "output", output, {masks.size(0), p.height, p.width}, "[N, H, W]");
   check_contiguous(kOp, "output", output);
+  check_same_device(kOp, {{"masks", &masks}, {"boxes", &boxes}, {"output", &output}});
   dispatch_float(masks.dtype, kOp, "masks", [&](auto tag) {
+    if (on_cuda(masks)) {
+#if MN_WITH_CUDA
+      return cuda::paste_masks_forward<decltype(tag)>(masks, boxes, output, p);
+#else
+      no_cuda_kernels(kOp);
+#endif
+    }
     cpu::paste_masks_forward<decltype(tag)>(masks, boxes, output, p);
   });
 }
@@ -119,6 +138,23 @@ void paste_masks_crops(const TensorView& masks, const TensorView& boxes, const T
   check_rects_tensor(rects, masks.size(0));
   check_output(kOp, "output", output);
   check_output_dtype("output", output, masks, p);
+  check_same_device(kOp, {{"masks", &masks}, {"boxes", &boxes}, {"rects", &rects}, {"output", &output}});
+  if (on_cuda(masks)) {
+    // Device rects are not read back (that would synchronise): they must be
+    // paste_masks_plan's; the kernel never writes past output's length.
+    if (output.ndim != 1)
+      throw ValueError(std::string(kOp) + ": output must have shape [sum of the crop areas], got " +
+                       output.shape_str());
+    check_contiguous(kOp, "output", output);
+#if MN_WITH_CUDA
+    dispatch_float(masks.dtype, kOp, "masks", [&](auto tag) {
+      cuda::paste_masks_crops<decltype(tag)>(masks, boxes, rects, output, p);
+    });
+    return;
+#else
+    no_cuda_kernels(kOp);
+#endif
+  }
   // The rectangles must be the plan's: they decide where every crop is written.
   const int64_t N = masks.size(0), M = masks.size(1);
   const int64_t* rd = rects.ptr<int64_t>();
@@ -151,7 +187,11 @@ void paste_masks_rle_counts(const TensorView& crops, const TensorView& rects,
   if (static_cast<double>(p.height) * static_cast<double>(p.width) > 4294967295.0)
     throw ValueError(std::string(kOp) + ": COCO RLE needs H * W < 2^32, got (" +
                      std::to_string(p.height) + ", " + std::to_string(p.width) + ")");
-  check_cpu(kOp, "crops", crops);
+  // RLE is encoded on the host (the Python layer copies device crops first).
+  check_host(kOp, "crops", crops);
+  check_host(kOp, "rects", rects);
+  check_host(kOp, "counts", counts);
+  check_host(kOp, "lengths", lengths);
   check_dtype(kOp, "crops", crops, {DType::Bool});
   if (rects.ndim != 2 || rects.size(1) != 4)
     throw ValueError(std::string(kOp) + ": rects must have shape [N, 4], got " +

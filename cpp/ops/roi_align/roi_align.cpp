@@ -3,6 +3,9 @@
 
 #include "common/roi_checks.h"
 #include "ops/roi_align/roi_align_cpu.h"
+#if MN_WITH_CUDA
+#include "ops/roi_align/roi_align_cuda.h"
+#endif
 
 namespace mn {
 namespace {
@@ -30,7 +33,15 @@ void roi_align_forward(const TensorView& input, const TensorView& rois, const Te
   check_shape(op, "output", output, {rois.size(0), input.size(1), p.pooled_h, p.pooled_w},
               "[K, C, PH, PW]");
   check_feature_layout(op, "output", output);
+  check_same_device(op, {{"input", &input}, {"rois", &rois}, {"output", &output}});
   dispatch_float(input.dtype, op, "input", [&](auto tag) {
+    if (on_cuda(input)) {
+#if MN_WITH_CUDA
+      return cuda::roi_align_forward<decltype(tag)>(input, rois, output, p);
+#else
+      no_cuda_kernels(op);
+#endif
+    }
     cpu::roi_align_forward<decltype(tag)>(input, rois, output, p);
   });
 }
@@ -50,7 +61,15 @@ void roi_align_backward(const TensorView& grad_output, const TensorView& rois,
   check_rois(op, rois, grad_output, "grad_output", grad_input.size(0));
   check_shape(op, "grad_output", grad_output,
               {rois.size(0), grad_input.size(1), p.pooled_h, p.pooled_w}, "[K, C, PH, PW]");
+  check_same_device(op, {{"grad_output", &grad_output}, {"rois", &rois}, {"grad_input", &grad_input}});
   dispatch_float(grad_output.dtype, op, "grad_output", [&](auto tag) {
+    if (on_cuda(grad_output)) {
+#if MN_WITH_CUDA
+      return cuda::roi_align_backward<decltype(tag)>(grad_output, rois, grad_input, p);
+#else
+      no_cuda_kernels(op);
+#endif
+    }
     cpu::roi_align_backward<decltype(tag)>(grad_output, rois, grad_input, p);
   });
 }

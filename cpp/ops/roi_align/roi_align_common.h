@@ -45,6 +45,13 @@ MN_HOST_DEVICE RoiGeometry<T> roi_geometry(const T* roi, T spatial_scale, int64_
   g.start_h = y1 - offset;
   T roi_w = (x2 - offset) - g.start_w;
   T roi_h = (y2 - offset) - g.start_h;
+  // Finite corners can overflow once scaled (1e38 * 8 in float32): such an
+  // RoI is empty, as a non-finite one is, instead of NaN positions reaching
+  // integer conversions.
+  if (!(finite(g.start_w) && finite(g.start_h) && finite(roi_w) && finite(roi_h))) {
+    g.start_w = g.start_h = T(0);
+    return g;
+  }
   if (!aligned) {
     roi_w = roi_w > T(1) ? roi_w : T(1);
     roi_h = roi_h > T(1) ? roi_h : T(1);
@@ -78,7 +85,7 @@ MN_HOST_DEVICE T sample_pos(T start, T bin, int64_t p, int64_t i, int64_t grid) 
 // Returns false when the sample lies outside [-1, size] (it contributes 0).
 template <typename T>
 MN_HOST_DEVICE bool axis_taps(T v, int64_t size, int64_t* lo, int64_t* hi, T* w_lo, T* w_hi) {
-  if (v < T(-1.0) || v > static_cast<T>(size) || size <= 0) return false;
+  if (!(v >= T(-1.0) && v <= static_cast<T>(size)) || size <= 0) return false;  // NaN too
   if (v <= 0) v = 0;
   int64_t l = static_cast<int64_t>(v);
   int64_t h;

@@ -38,11 +38,18 @@ struct AxisTable {
   std::vector<T> w;
 
   void clear() { off.clear(); idx.clear(); w.clear(); }
+  // Samples of a bin come in increasing position, so a pixel index recurs as
+  // the last or the second-last entry (lo, hi pairs): merging both keeps a
+  // bin's table at most (pixels it covers + 2) long whatever the grid, and a
+  // bin's cost O(pixels^2) instead of O(grid^2).
   void add(int64_t i, T weight) {
     if (weight == T(0)) return;
     const size_t first = static_cast<size_t>(off.back());
-    if (idx.size() > first && idx.back() == i) {
+    const size_t n = idx.size() - first;
+    if (n >= 1 && idx.back() == i) {
       w.back() += weight;
+    } else if (n >= 2 && idx[idx.size() - 2] == i) {
+      w[w.size() - 2] += weight;
     } else {
       idx.push_back(i);
       w.push_back(weight);

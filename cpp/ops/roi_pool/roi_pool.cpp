@@ -3,6 +3,9 @@
 
 #include "common/roi_checks.h"
 #include "ops/roi_pool/roi_pool_cpu.h"
+#if MN_WITH_CUDA
+#include "ops/roi_pool/roi_pool_cuda.h"
+#endif
 
 namespace mn {
 namespace {
@@ -36,7 +39,16 @@ void roi_pool_forward(const TensorView& input, const TensorView& rois, const Ten
   check_shape(op, "argmax", argmax, {rois.size(0), input.size(1), pooled_h, pooled_w},
               "[K, C, PH, PW]");
   check_pair_layout(op, output, argmax);
+  check_same_device(op, {{"input", &input}, {"rois", &rois}, {"output", &output}, {"argmax", &argmax}});
   dispatch_float(input.dtype, op, "input", [&](auto tag) {
+    if (on_cuda(input)) {
+#if MN_WITH_CUDA
+      return cuda::roi_pool_forward<decltype(tag)>(input, rois, output, argmax, spatial_scale,
+                                                   pooled_h, pooled_w);
+#else
+      no_cuda_kernels(op);
+#endif
+    }
     cpu::roi_pool_forward<decltype(tag)>(input, rois, output, argmax, spatial_scale, pooled_h,
                                          pooled_w);
   });
@@ -62,7 +74,16 @@ void roi_pool_backward(const TensorView& grad_output, const TensorView& rois,
               {grad_output.size(0), grad_output.size(1), grad_output.size(2), grad_output.size(3)},
               "the shape of grad_output");
   check_feature_layout(op, "argmax", argmax);
+  check_same_device(op, {{"grad_output", &grad_output}, {"rois", &rois}, {"argmax", &argmax},
+                         {"grad_input", &grad_input}});
   dispatch_float(grad_output.dtype, op, "grad_output", [&](auto tag) {
+    if (on_cuda(grad_output)) {
+#if MN_WITH_CUDA
+      return cuda::roi_pool_backward<decltype(tag)>(grad_output, rois, argmax, grad_input);
+#else
+      no_cuda_kernels(op);
+#endif
+    }
     cpu::roi_pool_backward<decltype(tag)>(grad_output, rois, argmax, grad_input);
   });
 }

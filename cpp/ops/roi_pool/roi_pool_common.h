@@ -10,7 +10,7 @@ namespace roi_pool_detail {
 
 struct Bin {
   int64_t h0, h1, w0, w1;  // [h0, h1) x [w0, w1), clipped to the map
-  bool empty() const { return h1 <= h0 || w1 <= w0; }
+  MN_HOST_DEVICE bool empty() const { return h1 <= h0 || w1 <= w0; }
 };
 
 // Rounded RoI corner, clamped far outside any map so integer math cannot overflow.

@@ -3,6 +3,12 @@
 ``torchrun --nproc_per_node N -m maskrcnn_native train ...`` sets RANK,
 WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT; :func:`init_distributed`
 reads them. Without them everything runs as a single process.
+
+BatchNorm trained with batch statistics (``norm="bn"``) is synchronised
+across ranks (:func:`convert_sync_batchnorm`): every rank normalises with the
+mean and variance of the *global* batch, as one process holding the whole
+batch would. torch's ``nn.SyncBatchNorm`` runs on GPUs only; this one works on
+CPU (gloo) and CUDA alike.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from typing import Any, List
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 __all__ = [
     "DistInfo",
@@ -24,6 +31,8 @@ __all__ = [
     "all_gather_object",
     "all_reduce_mean",
     "barrier",
+    "SyncBatchNorm2d",
+    "convert_sync_batchnorm",
 ]
 
 
@@ -42,7 +51,8 @@ class DistInfo:
 
 def _resolve_device(device: str, local_rank: int) -> torch.device:
     if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        from .. import cuda_available  # CUDA only when the native ops have kernels for it
+        device = "cuda" if torch.cuda.is_available() and cuda_available() else "cpu"
     if device == "cuda":
         if not torch.cuda.is_available():
             raise RuntimeError("device 'cuda' was requested but CUDA is not available")
@@ -113,3 +123,73 @@ def all_reduce_mean(t: torch.Tensor) -> torch.Tensor:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
         t /= dist.get_world_size()
     return t
+
+
+class _SumOverRanks(torch.autograd.Function):
+    """all_reduce(SUM) whose backward all-reduces the gradient (every rank's
+    loss depends on every rank's input through the sum)."""
+
+    @staticmethod
+    def forward(ctx, t: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        t = t.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        return t
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        grad = grad.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        return grad
+
+
+def _sum_over_ranks(t: torch.Tensor) -> torch.Tensor:
+    return _SumOverRanks.apply(t)
+
+
+class SyncBatchNorm2d(nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` whose training-mode statistics are those of the
+    global batch over all ranks (two all-reduces: the sum, then the sum of
+    squared deviations from the global mean, so the variance is the same
+    two-pass value one process computes). Eval mode and single-process runs
+    are plain BatchNorm2d. Modules become this class in place (see
+    :func:`convert_sync_batchnorm`), so references to them stay valid and
+    ``isinstance(m, nn.BatchNorm2d)`` still holds."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and _active()):
+            return super().forward(x)
+        if x.dim() != 4:
+            raise ValueError(f"SyncBatchNorm2d: expected a 4-D input, got {x.dim()}-D")
+        c = x.shape[1]
+        count = torch.tensor([x.numel() // max(c, 1)], dtype=torch.float64, device=x.device)
+        dist.all_reduce(count)
+        n = float(count.item())
+        if n <= 1:
+            raise ValueError(f"SyncBatchNorm2d: need more than one value per channel in the global batch, got {n:g}")
+        xf = x if x.dtype in (torch.float32, torch.float64) else x.float()
+        mean = _sum_over_ranks(xf.sum((0, 2, 3))) / n
+        centred = xf - mean.view(1, c, 1, 1)
+        var = _sum_over_ranks((centred * centred).sum((0, 2, 3))) / n
+        y = centred * torch.rsqrt(var + self.eps).view(1, c, 1, 1)
+        if self.affine:
+            y = y * self.weight.view(1, c, 1, 1) + self.bias.view(1, c, 1, 1)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked.item())
+                self.running_mean.mul_(1 - m).add_(mean.detach().to(self.running_mean.dtype), alpha=m)
+                unbiased = var.detach() * (n / (n - 1))
+                self.running_var.mul_(1 - m).add_(unbiased.to(self.running_var.dtype), alpha=m)
+        return y.to(x.dtype)
+
+
+def convert_sync_batchnorm(model: nn.Module) -> int:
+    """Turns every ``nn.BatchNorm2d`` of ``model`` into :class:`SyncBatchNorm2d`
+    in place (same parameters, buffers and state_dict keys); returns how many.
+    Call it before wrapping the model in DistributedDataParallel."""
+    n = 0
+    for m in model.modules():
+        if type(m) is nn.BatchNorm2d:
+            m.__class__ = SyncBatchNorm2d
+            n += 1
+    return n

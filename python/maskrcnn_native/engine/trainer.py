@@ -39,7 +39,8 @@ import torch
 
 from . import checkpoint as ckpt
 from .config import TrainConfig, config_to_dict, save_config
-from .distributed import DistInfo, all_reduce_mean, barrier, init_distributed, shutdown_distributed
+from .distributed import (DistInfo, all_reduce_mean, barrier, convert_sync_batchnorm, init_distributed,
+                          shutdown_distributed)
 from .sampler import GlobalOrder, SeededDataset, TrainBatchSampler, collate, derive_seed
 from .solver import WarmupMultiStepLR, build_optimizer
 
@@ -383,6 +384,7 @@ def _train(cfg: TrainConfig, info: DistInfo, model, train_dataset, eval_dataset,
 
     ddp_model = model
     if info.world_size > 1:
+        convert_sync_batchnorm(model)  # norm="bn": global-batch statistics, as one process would have
         ddp_model = torch.nn.parallel.DistributedDataParallel(
             model,
             device_ids=[device.index] if device.type == "cuda" else None,

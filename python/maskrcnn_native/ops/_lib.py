@@ -10,6 +10,15 @@ import torch
 from .. import _C  # noqa: F401  (re-exported for op modules)
 
 
+def stream(t: Any) -> int:
+    """The stream the native kernels run on for tensor ``t``: torch's current
+    CUDA stream of ``t``'s device, 0 (unused) for CPU tensors and NumPy arrays.
+    Every op wrapper passes ``stream=stream(first_tensor)`` to ``_C``."""
+    if isinstance(t, torch.Tensor) and t.is_cuda:
+        return torch.cuda.current_stream(t.device).cuda_stream
+    return 0
+
+
 def is_numpy(x: Any) -> bool:
     return isinstance(x, np.ndarray)
 

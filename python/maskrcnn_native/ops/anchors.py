@@ -23,6 +23,7 @@ is ``cache=False`` (recompute into a fresh tensor, equally safe); the cache
 remains available for callers whose grids are expensive to describe.
 """
 
+import math
 import threading
 from collections import OrderedDict
 from typing import List, Sequence, Tuple, Union
@@ -31,7 +32,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._lib import _C, is_numpy
+from . import _validate as _V
+from ._lib import DTypeError, ShapeError, _C, check_tensor, is_numpy
+from ._lib import stream as _stream
 
 Array = Union[Tensor, np.ndarray]
 
@@ -42,25 +45,45 @@ _cache_lock = threading.Lock()
 
 def _floats(op: str, arg: str, v) -> List[float]:
     if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return [float(v)]
+        return [_V.real(op, arg, v, finite=False)]
     if isinstance(v, Tensor) or is_numpy(v):
         v = v.tolist()
+    if isinstance(v, (str, bytes)):
+        raise TypeError(f"{op}: {arg} must be a number or a sequence of numbers, got {v!r:.60}")
     try:
-        return [float(x) for x in v]
-    except (TypeError, ValueError):
-        raise TypeError(f"{op}: {arg} must be a number or a sequence of numbers, got {v!r}") from None
+        items = list(v)
+    except TypeError:
+        raise TypeError(f"{op}: {arg} must be a number or a sequence of numbers, got {v!r:.60}") from None
+    return [_V.real(op, f"{arg}[{i}]", x, finite=False) for i, x in enumerate(items)]
 
 
 def _pair(op: str, arg: str, v, cast) -> Tuple:
+    """(h, w) from a number or a pair: ints (grid sizes, refusing non-integers
+    and sizes over MAX_IMAGE_SIDE) or finite floats (strides)."""
+    if cast is int:
+        def conv(name, x):
+            return _V.integer(op, name, x, None, _V.MAX_IMAGE_SIDE, " cells")
+    else:
+        def conv(name, x):
+            return _V.real(op, name, x, finite=False)
     if isinstance(v, Tensor) or is_numpy(v):
         v = v.tolist()
     if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return cast(v), cast(v)
+        return conv(arg, v), conv(arg, v)
+    if isinstance(v, (str, bytes)):
+        raise TypeError(f"{op}: {arg} must be a number or a pair (h, w), got {v!r:.60}")
     try:
         a, b = v
-        return cast(a), cast(b)
     except (TypeError, ValueError):
-        raise TypeError(f"{op}: {arg} must be a number or a pair (h, w), got {v!r}") from None
+        raise TypeError(f"{op}: {arg} must be a number or a pair (h, w), got {v!r:.60}") from None
+    return conv(f"{arg}[0]", a), conv(f"{arg}[1]", b)
+
+
+def _check_grid(op: str, cell, h: int, w: int) -> None:
+    if h < 0 or w < 0:  # before the output is allocated
+        raise ShapeError(f"{op}: grid_size must be non-negative, got ({h}, {w})")
+    a = cell.shape[0] if getattr(cell, "ndim", 0) == 2 else 0
+    _V.elements(op, "the anchors", (h * w * a, 4))
 
 
 def cell_anchors(sizes, aspect_ratios, *, dtype=torch.float32, style: str = "torchvision") -> Array:
@@ -121,7 +144,7 @@ def _grid_anchors_op(cell_anchors: Tensor, grid_h: int, grid_w: int, stride_h: f
 
     def make() -> Tensor:
         out = torch.empty((max(grid_h, 0) * max(grid_w, 0) * a, 4), dtype=cell.dtype, device=cell.device)
-        _C.grid_anchors(cell, grid_h, grid_w, stride_h, stride_w, offset, out)
+        _C.grid_anchors(cell, grid_h, grid_w, stride_h, stride_w, offset, out, stream=_stream(cell))
         return out
 
     if not use_cache or cell.device.type != "cpu" or cell.dim() != 2:
@@ -161,6 +184,11 @@ def grid_anchors(cell_anchors: Tensor, grid_size: List[int], stride: List[float]
                                                       stride[1], offset, cache)
     h, w = _pair("grid_anchors", "grid_size", grid_size, int)
     sh, sw = _pair("grid_anchors", "stride", stride, float)
+    offset = _V.real("grid_anchors", "offset", offset, finite=False)
+    _V.array("grid_anchors", "cell_anchors", cell_anchors)
+    if isinstance(cell_anchors, Tensor):
+        check_tensor("grid_anchors", "cell_anchors", cell_anchors, (torch.float32, torch.float64))
+    _check_grid("grid_anchors", cell_anchors, h, w)
     if is_numpy(cell_anchors):
         cell = np.ascontiguousarray(cell_anchors)
         a = cell.shape[0] if cell.ndim == 2 else 0
@@ -197,7 +225,7 @@ def _multilevel_op(cell_anchors: List[Tensor], grid_sizes: List[int], strides: L
         out = torch.empty((sum(counts), 4), dtype=cells[0].dtype, device=cells[0].device)
         start = 0
         for i in range(n):
-            _C.grid_anchors(cells[i], hs[i], ws[i], shs[i], sws[i], offset, out[start:start + counts[i]])
+            _C.grid_anchors(cells[i], hs[i], ws[i], shs[i], sws[i], offset, out[start:start + counts[i]], stream=_stream(out))
             start += counts[i]
         return out
 
@@ -245,7 +273,24 @@ def multilevel_grid_anchors(cell_anchors: List[Tensor], grid_sizes: List[List[in
         return torch.ops.maskrcnn_native.multilevel_grid_anchors(cell_anchors, flat_g, flat_s, offset, cache)
     for g in grid_sizes:
         flat_g.extend(_pair("multilevel_grid_anchors", "grid_sizes", g, int))
-    for s in strides:
-        flat_s.extend(_pair("multilevel_grid_anchors", "strides", s, float))
-    return torch.ops.maskrcnn_native.multilevel_grid_anchors(list(cell_anchors), flat_g, flat_s, float(offset),
+    for i, s in enumerate(strides):
+        sh, sw = _pair("multilevel_grid_anchors", "strides", s, float)
+        if not (math.isfinite(sh) and math.isfinite(sw) and sh > 0 and sw > 0):
+            raise ShapeError(f"multilevel_grid_anchors: strides[{i}] must be positive and finite, got ({sh}, {sw})")
+        flat_s.extend((sh, sw))
+    for i in range(0, len(flat_g), 2):
+        _check_grid("multilevel_grid_anchors", None, flat_g[i], flat_g[i + 1])
+    offset = _V.real("multilevel_grid_anchors", "offset", offset, finite=False)
+    if not isinstance(cell_anchors, (list, tuple)):
+        raise DTypeError(f"multilevel_grid_anchors: cell_anchors must be a list of Tensor[A, 4], "
+                         f"got {type(cell_anchors).__name__}")
+    for i, c in enumerate(cell_anchors):
+        check_tensor("multilevel_grid_anchors", f"cell_anchors[{i}]", c, (torch.float32, torch.float64))
+    if isinstance(cell_anchors, (list, tuple)):
+        total = 0
+        for i, c in enumerate(cell_anchors):
+            if isinstance(c, Tensor) and c.dim() == 2 and 2 * i + 1 < len(flat_g):
+                total += flat_g[2 * i] * flat_g[2 * i + 1] * c.shape[0]
+        _V.elements("multilevel_grid_anchors", "the anchors", (total, 4))
+    return torch.ops.maskrcnn_native.multilevel_grid_anchors(list(cell_anchors), flat_g, flat_s, offset,
                                                              bool(cache))

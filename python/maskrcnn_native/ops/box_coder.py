@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ._lib import stream as _stream
+from . import _validate as _V
 from ._lib import FLOATS, INTS, _C, check_tensor, is_numpy
 from .nms import _both_or_neither, _np_nrows, _nrows
 
@@ -26,8 +28,10 @@ def _weights(op: str, weights) -> Tuple[float, float, float, float]:
     if isinstance(weights, Tensor) or is_numpy(weights):
         weights = weights.tolist()
     try:
-        w = tuple(float(v) for v in weights)
-    except (TypeError, ValueError):
+        w = tuple(_V.real(op, "weights", v, finite=False) for v in weights)
+    except (TypeError, ValueError) as e:
+        if isinstance(e, _V.ShapeError) and "too large" in str(e):
+            raise
         raise TypeError(f"{op}: weights must be a sequence of 4 numbers, got {weights!r}") from None
     if len(w) != 4:
         raise ValueError(f"{op}: weights must have 4 entries (wx, wy, ww, wh), got {len(w)}")
@@ -38,7 +42,7 @@ def _weights(op: str, weights) -> Tuple[float, float, float, float]:
 def _encode_op(reference_boxes: Tensor, proposals: Tensor, weights: Sequence[float]) -> Tensor:
     reference_boxes = reference_boxes.detach().contiguous()
     out = torch.empty((_nrows(reference_boxes), 4), dtype=reference_boxes.dtype, device=reference_boxes.device)
-    _C.encode_boxes(reference_boxes, proposals.detach().contiguous(), list(weights), out)
+    _C.encode_boxes(reference_boxes, proposals.detach().contiguous(), list(weights), out, stream=_stream(out))
     return out
 
 
@@ -64,6 +68,8 @@ def encode_boxes(reference_boxes: Array, proposals: Array,
         and dw = ww * log(ref_w / prop_w).
     """
     w = _weights("encode_boxes", weights)
+    _V.array("encode_boxes", "reference_boxes", reference_boxes)
+    _V.array("encode_boxes", "proposals", proposals)
     if _both_or_neither("encode_boxes", reference_boxes, proposals):
         reference_boxes = np.ascontiguousarray(reference_boxes)
         out = np.empty((_np_nrows(reference_boxes), 4), dtype=reference_boxes.dtype)
@@ -78,7 +84,7 @@ def encode_boxes(reference_boxes: Array, proposals: Array,
 def _decode_op(codes: Tensor, boxes: Tensor, weights: Sequence[float], clamp: float) -> Tensor:
     codes = codes.detach().contiguous()
     out = torch.empty(codes.shape, dtype=codes.dtype, device=codes.device)
-    _C.decode_boxes(codes, boxes.detach().contiguous(), list(weights), clamp, out)
+    _C.decode_boxes(codes, boxes.detach().contiguous(), list(weights), clamp, out, stream=_stream(out))
     return out
 
 
@@ -110,6 +116,9 @@ def decode_boxes(codes: Tensor, boxes: Tensor,
         return torch.ops.maskrcnn_native.decode_boxes(codes, boxes, [weights[0], weights[1], weights[2],
                                                                      weights[3]], clamp)
     w = _weights("decode_boxes", weights)
+    clamp = _V.real("decode_boxes", "clamp", clamp, finite=False)
+    _V.array("decode_boxes", "codes", codes)
+    _V.array("decode_boxes", "boxes", boxes, ints=True)
     if _both_or_neither("decode_boxes", codes, boxes):
         codes = np.ascontiguousarray(codes)
         boxes = np.ascontiguousarray(boxes, dtype=codes.dtype)

@@ -31,6 +31,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ._lib import stream as _stream
+from . import _validate as _V
 from ._lib import FLOATS, HALF, INTS, DTypeError, _C, check_same_dtype, check_tensor, is_numpy
 
 Array = Union[Tensor, np.ndarray]
@@ -72,7 +74,7 @@ def _nms_op(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
     boxes = boxes.contiguous()
     scores = scores.contiguous()
     keep = torch.empty(_nrows(boxes), dtype=torch.int64, device=boxes.device)
-    count = _C.nms(boxes, scores, iou_threshold, keep)
+    count = _C.nms(boxes, scores, iou_threshold, keep, stream=_stream(keep))
     return keep[:count].clone()
 
 
@@ -103,8 +105,13 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
     Returns:
         int64 Tensor[K] (NumPy array for NumPy inputs): indices of the kept
         boxes, sorted by decreasing score (ties by index, NaN scores first).
+        On CUDA the whole pass runs on the device; the one synchronisation is
+        on the current stream, to copy K (8 bytes) back and size the result.
     """
     if not torch.jit.is_scripting():
+        iou_threshold = _V.real("nms", "iou_threshold", iou_threshold, finite=False)
+        _V.array("nms", "boxes", boxes)
+        _V.array("nms", "scores", scores)
         if _both_or_neither("nms", boxes, scores):
             return _nms_numpy(boxes, scores, iou_threshold)
         check_tensor("nms", "boxes", boxes)
@@ -127,7 +134,8 @@ def _batched_nms_op(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: 
     boxes, scores = _half_pair("batched_nms", boxes.detach(), scores.detach())
     boxes = boxes.contiguous()
     keep = torch.empty(_nrows(boxes), dtype=torch.int64, device=boxes.device)
-    count = _C.batched_nms(boxes, scores.contiguous(), idxs.detach().contiguous(), iou_threshold, keep)
+    count = _C.batched_nms(boxes, scores.contiguous(), idxs.detach().contiguous(), iou_threshold, keep,
+                           stream=_stream(keep))
     return keep[:count].clone()
 
 
@@ -162,10 +170,16 @@ def batched_nms(boxes: Tensor, scores: Optional[Tensor], idxs: Optional[Tensor],
         int64 Tensor[K]: kept indices sorted by decreasing score, ties by index
         (equal to running ``nms`` per category and merging by a stable sort).
         Empty boxes give an empty int64 tensor whatever scores and idxs are (as torchvision).
+        On CUDA all categories run in one pass on the device; the one
+        synchronisation is on the current stream, for the keep count.
     """
     if isinstance(boxes, Tensor) and boxes.numel() == 0:
         return torch.empty((0,), dtype=torch.int64, device=boxes.device)
     if not torch.jit.is_scripting():
+        iou_threshold = _V.real("batched_nms", "iou_threshold", iou_threshold, finite=False)
+        _V.array("batched_nms", "boxes", boxes)
+        _V.array("batched_nms", "scores", scores)
+        _V.array("batched_nms", "idxs", idxs, ints=True)
         idxs = _int_idxs(idxs)
         if _both_or_neither("batched_nms", boxes, scores, idxs):
             return _batched_nms_numpy(boxes, scores, idxs, iou_threshold)
@@ -189,7 +203,7 @@ def _box_iou_op(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     boxes1 = boxes1.contiguous()
     boxes2 = boxes2.contiguous()
     out = torch.empty((_nrows(boxes1), _nrows(boxes2)), dtype=boxes1.dtype, device=boxes1.device)
-    _C.box_iou(boxes1, boxes2, out)
+    _C.box_iou(boxes1, boxes2, out, stream=_stream(out))
     return out
 
 
@@ -254,6 +268,10 @@ def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
         torchvision); NaN where a coordinate is NaN or the union is 0. Not differentiable.
     """
     if not torch.jit.is_scripting():
+        _V.array("box_iou", "boxes1", boxes1)
+        _V.array("box_iou", "boxes2", boxes2)
+        if getattr(boxes1, "ndim", 0) >= 1 and getattr(boxes2, "ndim", 0) >= 1:
+            _V.elements("box_iou", "the IoU matrix", (boxes1.shape[0], boxes2.shape[0]))
         if _both_or_neither("box_iou", boxes1, boxes2):
             return _box_iou_numpy(boxes1, boxes2)
         check_tensor("box_iou", "boxes1", boxes1, FLOATS + INTS)

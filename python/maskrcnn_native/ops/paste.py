@@ -49,6 +49,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ._lib import stream as _stream
+from . import _validate as _V
 from ._lib import FLOATS, HALF, INTS, DTypeError, ShapeError, _C, check_tensor, is_numpy
 
 _OP = "paste_masks"
@@ -81,7 +83,7 @@ class MaskCrops(NamedTuple):
             out = np.zeros((n, h, w), dtype=dtype)
         else:
             dtype = self.masks[0].dtype if n else torch.bool
-            out = torch.zeros((n, h, w), dtype=dtype)
+            out = torch.zeros((n, h, w), dtype=dtype, device=self.offsets.device)
         for i, (crop, (x0, y0)) in enumerate(zip(self.masks, self.offsets.tolist())):
             ch, cw = crop.shape
             out[i, y0:y0 + ch, x0:x0 + cw] = crop
@@ -105,7 +107,7 @@ def _paste_masks_op(masks: Tensor, boxes: Tensor, height: int, width: int, mode:
     m, b = _to_compute(masks.detach(), boxes.detach())
     dtype = torch.bool if threshold is not None else m.dtype
     out = torch.empty(_out_shape(m, height, width), dtype=dtype, device=m.device)
-    _C.paste_masks_forward(m, b, out, height, width, mode, threshold)
+    _C.paste_masks_forward(m, b, out, height, width, mode, threshold, stream=_stream(out))
     return out.to(masks.dtype) if half and threshold is None else out
 
 
@@ -136,13 +138,17 @@ def _image_size(image_size) -> Tuple[int, int]:
     try:
         h, w = image_size
     except (TypeError, ValueError):
-        raise ValueError(f"{_OP}: image_size must be a pair (H, W), got {image_size!r}") from None
+        raise ValueError(f"{_OP}: image_size must be a pair (H, W), got {image_size!r:.60}") from None
     try:
         if isinstance(h, bool) or isinstance(w, bool):
             raise TypeError
-        return operator.index(h), operator.index(w)
+        h, w = operator.index(h), operator.index(w)
     except TypeError:
-        raise TypeError(f"{_OP}: image_size must hold two ints, got {image_size!r}") from None
+        raise TypeError(f"{_OP}: image_size must hold two ints, got {image_size!r:.60}") from None
+    for name, v in (("image_size[0]", h), ("image_size[1]", w)):
+        if v > _V.MAX_IMAGE_SIDE:
+            raise ShapeError(f"{_OP}: {name} = {v} is over the limit of {_V.MAX_IMAGE_SIDE} pixels")
+    return h, w
 
 
 def _threshold(threshold) -> Optional[float]:
@@ -150,11 +156,13 @@ def _threshold(threshold) -> Optional[float]:
         return None
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)):
         raise TypeError(f"{_OP}: threshold must be a float or None, got {type(threshold).__name__}")
-    return float(threshold)
+    return _V.real(_OP, "threshold", threshold, finite=False)
 
 
 def _prepare(masks, boxes):
     """Same container kind for both, masks [N, M, M] contiguous, boxes in masks' dtype."""
+    _V.array(_OP, "masks", masks)
+    _V.array(_OP, "boxes", boxes, ints=True)
     if is_numpy(masks) or is_numpy(boxes):
         if not (is_numpy(masks) and is_numpy(boxes)):
             raise TypeError(f"{_OP}: masks and boxes must both be NumPy arrays or both be tensors")
@@ -171,7 +179,8 @@ def _prepare(masks, boxes):
     check_tensor(_OP, "boxes", boxes, FLOATS + INTS)
     if masks.dim() == 4 and masks.shape[1] == 1:
         masks = masks[:, 0]
-    return masks.detach(), boxes.detach(), False
+    # negative-bit views (torch._neg_view) export their raw memory through DLPack
+    return masks.detach().resolve_neg(), boxes.detach().resolve_neg(), False
 
 
 # ----------------------------------------------------------------- crops ----
@@ -180,8 +189,8 @@ def _crops(masks, boxes, h: int, w: int, mode: str, threshold: Optional[float], 
     """(flat buffer, rects int64 [N, 4], list of crop views)."""
     n = masks.shape[0] if masks.ndim >= 1 else 0
     lib = np if numpy else torch
-    rects = lib.empty((n, 4), dtype=lib.int64)
-    _C.paste_masks_plan(masks, boxes, rects, h, w, mode)
+    rects = lib.empty((n, 4), dtype=lib.int64) if numpy else torch.empty((n, 4), dtype=torch.int64, device=masks.device)
+    _C.paste_masks_plan(masks, boxes, rects, h, w, mode, stream=_stream(rects))
     cw = rects[:, 2] - rects[:, 0]
     ch = rects[:, 3] - rects[:, 1]
     areas = (cw * ch).tolist()
@@ -190,8 +199,8 @@ def _crops(masks, boxes, h: int, w: int, mode: str, threshold: Optional[float], 
         dtype = np.bool_ if numpy else torch.bool
     else:
         dtype = masks.dtype
-    flat = lib.empty((total,), dtype=dtype)
-    _C.paste_masks_crops(masks, boxes, rects, flat, h, w, mode, threshold)
+    flat = lib.empty((total,), dtype=dtype) if numpy else torch.empty((total,), dtype=dtype, device=masks.device)
+    _C.paste_masks_crops(masks, boxes, rects, flat, h, w, mode, threshold, stream=_stream(flat))
     shapes = zip(ch.tolist(), cw.tolist())
     if numpy:
         starts = np.concatenate([[0], np.cumsum(areas)]).astype(np.int64).tolist() if n else [0]
@@ -209,8 +218,8 @@ def _rle(flat, rects, h: int, w: int) -> list:
         return []
     from pycocotools import mask as mask_util
 
-    rects_np = rects if isinstance(rects, np.ndarray) else rects.numpy()
-    flat_np = flat if isinstance(flat, np.ndarray) else flat.numpy()
+    rects_np = rects if isinstance(rects, np.ndarray) else rects.cpu().numpy()  # RLE: encoded on the host
+    flat_np = flat if isinstance(flat, np.ndarray) else flat.cpu().numpy()
     cw = rects_np[:, 2] - rects_np[:, 0]
     ch = rects_np[:, 3] - rects_np[:, 1]
     caps = cw * (ch + 1) + 2
@@ -220,7 +229,37 @@ def _rle(flat, rects, h: int, w: int) -> list:
     _C.paste_masks_rle_counts(flat_np, rects_np, counts, lengths, h, w)
     size = [h, w]
     objs = [{"size": size, "counts": counts[s:s + k]} for s, k in zip(starts[:-1].tolist(), lengths.tolist())]
-    return mask_util.frPyObjects(objs, h, w)
+    # pycocotools' rleToString writes past its buffer for a single run of
+    # >= 2^24 pixels (an empty mask on a large image): those are encoded here.
+    out: list = [None] * n
+    rest = [i for i, k in enumerate(lengths.tolist()) if k != 1]
+    for i, k in enumerate(lengths.tolist()):
+        if k == 1:
+            out[i] = {"size": list(size), "counts": rle_string(objs[i]["counts"].tolist())}
+    if rest:
+        for i, r in zip(rest, mask_util.frPyObjects([objs[i] for i in rest], h, w)):
+            out[i] = r
+    return out
+
+
+def rle_string(counts) -> bytes:
+    """COCO compressed RLE string of run lengths ``counts`` (pycocotools' format:
+    runs after the second as differences to the run two before, 5-bit chunks
+    with a continuation bit, offset by 48)."""
+    out = bytearray()
+    for i, x in enumerate(counts):
+        x = int(x)
+        if i > 2:
+            x -= int(counts[i - 2])
+        more = True
+        while more:
+            c = x & 0x1F
+            x >>= 5
+            more = (x != -1) if (c & 0x10) else (x != 0)
+            if more:
+                c |= 0x20
+            out.append(c + 48)
+    return bytes(out)
 
 
 # ---------------------------------------------------------------- public ----
@@ -270,6 +309,8 @@ def _paste_masks_eager(masks, boxes, image_size, mode: str, threshold: Optional[
         raise ValueError(f"{_OP}: output='rle' needs a threshold (COCO RLE is binary), got None")
     masks, boxes, numpy = _prepare(masks, boxes)
     if output == "bitmap":
+        if getattr(masks, "ndim", 0) >= 1:
+            _V.elements(_OP, "the pasted masks", (masks.shape[0], h, w))
         if numpy:
             out = np.empty(_out_shape(masks, h, w), dtype=np.bool_ if thr is not None else masks.dtype)
             _C.paste_masks_forward(masks, boxes, out, h, w, mode, thr)

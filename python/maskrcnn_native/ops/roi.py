@@ -21,18 +21,34 @@ import torch
 from torch import Tensor
 from torch._jit_internal import BroadcastingList2
 
+from ._lib import stream as _stream
+from . import _validate as _V
 from ._lib import (HALF, DTypeError, ShapeError, _C, as_feature_map, check_same_dtype, check_tensor,
                    empty_like_layout, is_numpy, np_feature_map, wants_channels_last)
 
 
 def _pair(output_size, op: str) -> Tuple[int, int]:
-    if isinstance(output_size, int) and not isinstance(output_size, bool):
-        return output_size, output_size
-    try:
-        h, w = output_size
-        return int(h), int(w)
-    except (TypeError, ValueError):
-        raise ShapeError(f"{op}: output_size must be an int or a pair of ints, got {output_size!r}") from None
+    ph, pw = _V.pair(op, "output_size", output_size, None, _V.MAX_OUTPUT_SIDE)
+    if ph <= 0 or pw <= 0:  # before the output is allocated
+        raise ShapeError(f"{op}: output_size must be positive, got ({ph}, {pw})")
+    return ph, pw
+
+
+def _scalars(op: str, input, boxes, spatial_scale, sampling_ratio=None):
+    """(spatial_scale, sampling_ratio) checked before any allocation; NumPy dtypes too."""
+    _V.array(op, "input", input)
+    _V.array(op, "boxes", boxes)
+    scale = _V.real(op, "spatial_scale", spatial_scale, finite=False)  # the kernel words NaN/inf/<= 0
+    if sampling_ratio is None:
+        return scale, 0
+    sr = _V.integer(op, "sampling_ratio", sampling_ratio, -(2**31), _V.MAX_SAMPLING_RATIO,
+                    " samples per bin per axis")
+    return scale, sr
+
+
+def _check_out(op: str, input, rois, ph: int, pw: int) -> None:
+    if getattr(input, "ndim", 0) == 4 and getattr(rois, "ndim", 0) == 2:
+        _V.elements(op, "the output", (rois.shape[0], input.shape[1], ph, pw))
 
 
 def convert_boxes_to_roi_format(boxes: List[Tensor]) -> Tensor:
@@ -101,7 +117,8 @@ def _roi_align_op(
     x, r = _half_in(op, as_feature_map(input.detach()), rois.detach())
     r = r.contiguous()
     out = empty_like_layout((r.shape[0], x.shape[1], pooled_height, pooled_width), x, wants_channels_last(x))
-    _C.roi_align_forward(x, r, out, spatial_scale, pooled_height, pooled_width, sampling_ratio, aligned, quantize)
+    _C.roi_align_forward(x, r, out, spatial_scale, pooled_height, pooled_width, sampling_ratio, aligned, quantize,
+                         stream=_stream(out))
     return out if out.dtype == dtype else out.to(dtype)
 
 
@@ -125,7 +142,7 @@ def _roi_align_backward_op(
     g, r = _half_in(op, as_feature_map(grad.detach()), rois.detach())
     grad_input = empty_like_layout((batch_size, channels, height, width), g, channels_last)
     _C.roi_align_backward(g, r.contiguous(), grad_input, spatial_scale, pooled_height,
-                          pooled_width, sampling_ratio, aligned, quantize)
+                          pooled_width, sampling_ratio, aligned, quantize, stream=_stream(grad_input))
     return grad_input if grad_input.dtype == dtype else grad_input.to(dtype)
 
 
@@ -185,12 +202,13 @@ def roi_align(input: Tensor, boxes: Union[Tensor, List[Tensor]], output_size: Br
     """
     if not torch.jit.is_scripting():
         ph, pw = _pair(output_size, "roi_align")
+        scale, sr = _scalars("roi_align", input, boxes, spatial_scale, sampling_ratio)
         if _is_numpy_call("roi_align", input, boxes):
-            return _roi_sample_numpy("roi_align", input, boxes, ph, pw, spatial_scale, sampling_ratio,
-                                     aligned, False)
+            _check_out("roi_align", input, boxes, ph, pw)
+            return _roi_sample_numpy("roi_align", input, boxes, ph, pw, scale, sr, aligned, False)
         rois = _rois_eager("roi_align", input, boxes)
-        return torch.ops.maskrcnn_native.roi_align(input, rois, float(spatial_scale), ph, pw,
-                                                   int(sampling_ratio), bool(aligned), False)
+        _check_out("roi_align", input, rois, ph, pw)
+        return torch.ops.maskrcnn_native.roi_align(input, rois, scale, ph, pw, sr, bool(aligned), False)
     return torch.ops.maskrcnn_native.roi_align(input, _rois_tensor(boxes, input), spatial_scale,
                                                output_size[0], output_size[1], sampling_ratio, aligned,
                                                False)
@@ -203,12 +221,13 @@ def roi_warp(input: Tensor, boxes: Union[Tensor, List[Tensor]], output_size: Bro
     sampled exactly as roi_align(aligned=False). Same shapes and dtypes as roi_align."""
     if not torch.jit.is_scripting():
         ph, pw = _pair(output_size, "roi_warp")
+        scale, sr = _scalars("roi_warp", input, boxes, spatial_scale, sampling_ratio)
         if _is_numpy_call("roi_warp", input, boxes):
-            return _roi_sample_numpy("roi_warp", input, boxes, ph, pw, spatial_scale, sampling_ratio,
-                                     False, True)
+            _check_out("roi_warp", input, boxes, ph, pw)
+            return _roi_sample_numpy("roi_warp", input, boxes, ph, pw, scale, sr, False, True)
         rois = _rois_eager("roi_warp", input, boxes)
-        return torch.ops.maskrcnn_native.roi_align(input, rois, float(spatial_scale), ph, pw,
-                                                   int(sampling_ratio), False, True)
+        _check_out("roi_warp", input, rois, ph, pw)
+        return torch.ops.maskrcnn_native.roi_align(input, rois, scale, ph, pw, sr, False, True)
     return torch.ops.maskrcnn_native.roi_align(input, _rois_tensor(boxes, input), spatial_scale,
                                                output_size[0], output_size[1], sampling_ratio, False, True)
 
@@ -226,7 +245,7 @@ def _roi_pool_op(input: Tensor, rois: Tensor, spatial_scale: float, pooled_heigh
     out = empty_like_layout(shape, x, cl)
     argmax = torch.empty(shape, dtype=torch.int64, device=x.device,
                          memory_format=torch.channels_last if cl else torch.contiguous_format)
-    _C.roi_pool_forward(x, r, out, argmax, spatial_scale, pooled_height, pooled_width)
+    _C.roi_pool_forward(x, r, out, argmax, spatial_scale, pooled_height, pooled_width, stream=_stream(out))
     return (out if out.dtype == dtype else out.to(dtype)), argmax
 
 
@@ -248,7 +267,7 @@ def _roi_pool_backward_op(grad: Tensor, rois: Tensor, argmax: Tensor, batch_size
     dtype = grad.dtype
     g, r = _half_in("roi_pool_backward", as_feature_map(grad.detach()), rois.detach())
     grad_input = empty_like_layout((batch_size, channels, height, width), g, channels_last)
-    _C.roi_pool_backward(g, r.contiguous(), as_feature_map(argmax), grad_input)
+    _C.roi_pool_backward(g, r.contiguous(), as_feature_map(argmax), grad_input, stream=_stream(grad_input))
     return grad_input if grad_input.dtype == dtype else grad_input.to(dtype)
 
 
@@ -292,9 +311,12 @@ def roi_pool(input: Tensor, boxes: Union[Tensor, List[Tensor]], output_size: Bro
     (empty bins give 0). Same shapes and dtypes as roi_align; differentiable w.r.t. input."""
     if not torch.jit.is_scripting():
         ph, pw = _pair(output_size, "roi_pool")
+        scale, _ = _scalars("roi_pool", input, boxes, spatial_scale)
         if _is_numpy_call("roi_pool", input, boxes):
-            return _roi_pool_numpy(input, boxes, ph, pw, spatial_scale)
+            _check_out("roi_pool", input, boxes, ph, pw)
+            return _roi_pool_numpy(input, boxes, ph, pw, scale)
         rois = _rois_eager("roi_pool", input, boxes)
-        return torch.ops.maskrcnn_native.roi_pool(input, rois, float(spatial_scale), ph, pw)[0]
+        _check_out("roi_pool", input, rois, ph, pw)
+        return torch.ops.maskrcnn_native.roi_pool(input, rois, scale, ph, pw)[0]
     return torch.ops.maskrcnn_native.roi_pool(input, _rois_tensor(boxes, input), spatial_scale,
                                               output_size[0], output_size[1])[0]

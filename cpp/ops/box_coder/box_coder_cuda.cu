@@ -1,0 +1,34 @@
+#include "common/cuda_launch.cuh"
+#include "ops/box_coder/box_coder_cuda.h"
+#include "ops/box_coder/box_coder_kernels.h"
+
+namespace mn {
+namespace cuda {
+
+template <typename T>
+void encode_boxes(const TensorView& reference, const TensorView& proposals,
+                  const std::array<double, 4>& w, const TensorView& out) {
+  DeviceGuard guard(reference.device_id, "encode_boxes");
+  CudaExec ex;
+  box_coder_detail::encode_run<T>(ex, reference, proposals, w, out, "encode_boxes");
+}
+
+template <typename T>
+void decode_boxes(const TensorView& codes, const TensorView& boxes,
+                  const std::array<double, 4>& w, double clamp, const TensorView& out) {
+  DeviceGuard guard(codes.device_id, "decode_boxes");
+  CudaExec ex;
+  box_coder_detail::decode_run<T>(ex, codes, boxes, w, clamp, out, "decode_boxes");
+}
+
+template void encode_boxes<float>(const TensorView&, const TensorView&,
+                                  const std::array<double, 4>&, const TensorView&);
+template void encode_boxes<double>(const TensorView&, const TensorView&,
+                                   const std::array<double, 4>&, const TensorView&);
+template void decode_boxes<float>(const TensorView&, const TensorView&,
+                                  const std::array<double, 4>&, double, const TensorView&);
+template void decode_boxes<double>(const TensorView&, const TensorView&,
+                                   const std::array<double, 4>&, double, const TensorView&);
+
+}  // namespace cuda
+}  // namespace mn

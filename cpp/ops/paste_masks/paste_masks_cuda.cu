@@ -1,0 +1,50 @@
+#include "common/cuda_launch.cuh"
+#include "ops/paste_masks/paste_masks_cuda.h"
+#include "ops/paste_masks/paste_masks_kernels.h"
+
+namespace mn {
+namespace cuda {
+
+using namespace paste_detail;
+
+namespace {
+constexpr const char* kOp = "paste_masks";
+}  // namespace
+
+template <typename T>
+void paste_masks_plan(const TensorView& masks, const TensorView& boxes, const TensorView& rects,
+                      const PasteMasksParams& p) {
+  DeviceGuard guard(masks.device_id, kOp);
+  CudaExec ex;
+  plan_run<T>(ex, masks, boxes, rects, p, kOp);
+}
+
+template <typename T>
+void paste_masks_forward(const TensorView& masks, const TensorView& boxes,
+                         const TensorView& output, const PasteMasksParams& p) {
+  DeviceGuard guard(masks.device_id, kOp);
+  CudaExec ex;
+  forward_run<T>(ex, masks, boxes, output, p, kOp);
+}
+
+template <typename T>
+void paste_masks_crops(const TensorView& masks, const TensorView& boxes, const TensorView& rects,
+                       const TensorView& output, const PasteMasksParams& p) {
+  DeviceGuard guard(masks.device_id, kOp);
+  CudaExec ex;
+  crops_run<T>(ex, masks, boxes, rects, output, p, kOp);
+}
+
+#define MN_INSTANTIATE(T)                                                                    \
+  template void paste_masks_plan<T>(const TensorView&, const TensorView&, const TensorView&, \
+                                    const PasteMasksParams&);                                \
+  template void paste_masks_forward<T>(const TensorView&, const TensorView&,                 \
+                                       const TensorView&, const PasteMasksParams&);          \
+  template void paste_masks_crops<T>(const TensorView&, const TensorView&, const TensorView&, \
+                                     const TensorView&, const PasteMasksParams&);
+MN_INSTANTIATE(float)
+MN_INSTANTIATE(double)
+#undef MN_INSTANTIATE
+
+}  // namespace cuda
+}  // namespace mn

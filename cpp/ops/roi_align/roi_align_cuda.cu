@@ -1,0 +1,46 @@
+// RoIAlign / RoIWarp on CUDA: launches the functors of roi_align_kernels.h.
+#include "common/cuda_launch.cuh"
+#include "ops/roi_align/roi_align_cuda.h"
+#include "ops/roi_align/roi_align_kernels.h"
+
+namespace mn {
+namespace cuda {
+
+using namespace roi_align_detail;
+
+namespace {
+const char* name(const RoiAlignParams& p, bool bwd) {
+  return p.quantize ? (bwd ? "roi_warp_backward" : "roi_warp")
+                    : (bwd ? "roi_align_backward" : "roi_align");
+}
+}  // namespace
+
+template <typename T>
+void roi_align_forward(const TensorView& input, const TensorView& rois, const TensorView& output,
+                       const RoiAlignParams& p) {
+  const char* op = name(p, false);
+  DeviceGuard guard(input.device_id, op);
+  CudaExec ex;
+  forward_run<T>(ex, input, rois, output, p, op);
+}
+
+template <typename T>
+void roi_align_backward(const TensorView& grad_output, const TensorView& rois,
+                        const TensorView& grad_input, const RoiAlignParams& p) {
+  const char* op = name(p, true);
+  DeviceGuard guard(grad_input.device_id, op);
+  CudaExec ex;
+  backward_run<T>(ex, grad_output, rois, grad_input, p, op);
+}
+
+template void roi_align_forward<float>(const TensorView&, const TensorView&, const TensorView&,
+                                       const RoiAlignParams&);
+template void roi_align_forward<double>(const TensorView&, const TensorView&, const TensorView&,
+                                        const RoiAlignParams&);
+template void roi_align_backward<float>(const TensorView&, const TensorView&, const TensorView&,
+                                        const RoiAlignParams&);
+template void roi_align_backward<double>(const TensorView&, const TensorView&, const TensorView&,
+                                         const RoiAlignParams&);
+
+}  // namespace cuda
+}  // namespace mn

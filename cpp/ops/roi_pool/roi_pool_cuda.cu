@@ -1,0 +1,37 @@
+// RoIPool on CUDA: launches the functors of roi_pool_kernels.h.
+#include "common/cuda_launch.cuh"
+#include "ops/roi_pool/roi_pool_cuda.h"
+#include "ops/roi_pool/roi_pool_kernels.h"
+
+namespace mn {
+namespace cuda {
+
+using namespace roi_pool_detail;
+
+template <typename T>
+void roi_pool_forward(const TensorView& input, const TensorView& rois, const TensorView& output,
+                      const TensorView& argmax, double spatial_scale, int64_t PH, int64_t PW) {
+  DeviceGuard guard(input.device_id, "roi_pool");
+  CudaExec ex;
+  forward_run<T>(ex, input, rois, output, argmax, spatial_scale, PH, PW, "roi_pool");
+}
+
+template <typename T>
+void roi_pool_backward(const TensorView& grad_output, const TensorView& rois,
+                       const TensorView& argmax, const TensorView& grad_input) {
+  DeviceGuard guard(grad_input.device_id, "roi_pool_backward");
+  CudaExec ex;
+  backward_run<T>(ex, grad_output, rois, argmax, grad_input, "roi_pool_backward");
+}
+
+template void roi_pool_forward<float>(const TensorView&, const TensorView&, const TensorView&,
+                                      const TensorView&, double, int64_t, int64_t);
+template void roi_pool_forward<double>(const TensorView&, const TensorView&, const TensorView&,
+                                       const TensorView&, double, int64_t, int64_t);
+template void roi_pool_backward<float>(const TensorView&, const TensorView&, const TensorView&,
+                                       const TensorView&);
+template void roi_pool_backward<double>(const TensorView&, const TensorView&, const TensorView&,
+                                        const TensorView&);
+
+}  // namespace cuda
+}  // namespace mn

@@ -1,0 +1,257 @@
+"""A one-line switch that runs existing torchvision code on the native kernels.
+
+    import maskrcnn_native as mn
+    mn.compat.use_in_torchvision()          # from now on
+    with mn.compat.use_in_torchvision():    # or only inside the block
+        detections = torchvision_model(images)
+    mn.compat.restore_torchvision()         # undo
+
+What is routed (CPU tensors; anything else falls through to torchvision's own
+implementation, so CUDA, quantized or batched-``box_iou`` calls keep working):
+
+* ``torchvision.ops.roi_align`` / ``roi_pool`` / ``nms`` / ``batched_nms`` /
+  ``box_iou`` and the ``RoIAlign`` / ``RoIPool`` modules;
+* ``MultiScaleRoIAlign``'s per-level pooling (``torchvision.ops.poolers.roi_align``);
+* ``torchvision.models.detection.roi_heads``: ``roi_align`` (mask targets),
+  ``box_ops.*`` (through ``torchvision.ops.boxes``) and
+  ``paste_masks_in_image`` (also the name bound in ``transform``), pasted with
+  ``paste_masks(mode="torchvision")``;
+* ``AnchorGenerator.forward`` (one native call for all levels) and
+  ``BoxCoder.encode_single`` / ``decode_single`` (``models.detection._utils``).
+
+torchvision modules import several of these by name, so every binding site is
+patched and every one is restored. Nothing imports torchvision until
+:func:`use_in_torchvision` is called. Not thread-safe against concurrent
+switching (patching is process-wide, like any monkeypatch).
+"""
+
+import importlib
+import sys
+from typing import Any, Callable, Dict, List, Tuple
+
+import torch
+from torch import Tensor
+
+from . import ops as _ops
+
+__all__ = ["use_in_torchvision", "restore_torchvision", "is_active"]
+
+_saved: Dict[Tuple[str, str], Any] = {}  # (module or "module:Class", attr) -> original
+
+
+def _cpu(*ts) -> bool:
+    return all(isinstance(t, Tensor) and t.device.type == "cpu" and not t.is_quantized for t in ts)
+
+
+_FLOAT = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+# ---------------------------------------------------------------- replacements ----
+
+def _make_roi_align(orig: Callable) -> Callable:
+    def roi_align(input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False):
+        bs = boxes if isinstance(boxes, (list, tuple)) else [boxes]
+        if not (_cpu(input, *bs) and input.dtype in _FLOAT):
+            return orig(input, boxes, output_size, spatial_scale, sampling_ratio, aligned)
+        return _ops.roi_align(input, boxes, output_size, spatial_scale, sampling_ratio, aligned)
+
+    roi_align.__wrapped__ = orig  # type: ignore[attr-defined]
+    return roi_align
+
+
+def _make_roi_pool(orig: Callable) -> Callable:
+    def roi_pool(input, boxes, output_size, spatial_scale=1.0):
+        bs = boxes if isinstance(boxes, (list, tuple)) else [boxes]
+        if not (_cpu(input, *bs) and input.dtype in _FLOAT):
+            return orig(input, boxes, output_size, spatial_scale)
+        return _ops.roi_pool(input, boxes, output_size, spatial_scale)
+
+    roi_pool.__wrapped__ = orig  # type: ignore[attr-defined]
+    return roi_pool
+
+
+def _make_nms(orig: Callable) -> Callable:
+    def nms(boxes, scores, iou_threshold):
+        if not _cpu(boxes, scores):
+            return orig(boxes, scores, iou_threshold)
+        return _ops.nms(boxes, scores, iou_threshold)
+
+    nms.__wrapped__ = orig  # type: ignore[attr-defined]
+    return nms
+
+
+def _make_batched_nms(orig: Callable) -> Callable:
+    def batched_nms(boxes, scores, idxs, iou_threshold):
+        if isinstance(boxes, Tensor) and boxes.numel() == 0:
+            return torch.empty((0,), dtype=torch.int64, device=boxes.device)
+        if not _cpu(boxes, scores, idxs):
+            return orig(boxes, scores, idxs, iou_threshold)
+        return _ops.batched_nms(boxes, scores, idxs, iou_threshold)
+
+    batched_nms.__wrapped__ = orig  # type: ignore[attr-defined]
+    return batched_nms
+
+
+def _make_box_iou(orig: Callable) -> Callable:
+    def box_iou(boxes1, boxes2, fmt="xyxy"):
+        if (fmt != "xyxy" or not _cpu(boxes1, boxes2) or boxes1.dim() != 2 or boxes2.dim() != 2
+                or boxes1.dtype == torch.bool or boxes1.is_complex()):
+            return orig(boxes1, boxes2, fmt=fmt)
+        return _ops.box_iou(boxes1, boxes2)
+
+    box_iou.__wrapped__ = orig  # type: ignore[attr-defined]
+    return box_iou
+
+
+def _make_paste(orig: Callable) -> Callable:
+    def paste_masks_in_image(masks, boxes, img_shape, padding=1):
+        if (padding != 1 or not _cpu(masks, boxes) or masks.dim() != 4 or masks.shape[1] != 1
+                or masks.dtype not in _FLOAT):
+            return orig(masks, boxes, img_shape, padding)
+        h, w = int(img_shape[0]), int(img_shape[1])
+        out = _ops.paste_masks(masks[:, 0], boxes, (h, w), mode="torchvision", threshold=None)
+        return out[:, None]
+
+    paste_masks_in_image.__wrapped__ = orig  # type: ignore[attr-defined]
+    return paste_masks_in_image
+
+
+def _make_anchor_forward(orig: Callable) -> Callable:
+    def forward(self, image_list, feature_maps: List[Tensor]) -> List[Tensor]:
+        dtype, device = feature_maps[0].dtype, feature_maps[0].device
+        if device.type != "cpu" or dtype not in (torch.float32, torch.float64):
+            return orig(self, image_list, feature_maps)
+        grid_sizes = [[int(f.shape[-2]), int(f.shape[-1])] for f in feature_maps]
+        ih, iw = int(image_list.tensors.shape[-2]), int(image_list.tensors.shape[-1])
+        strides = [[float(ih // g[0]), float(iw // g[1])] for g in grid_sizes]
+        self.set_cell_anchors(dtype, device)
+        if not (len(grid_sizes) == len(strides) == len(self.cell_anchors)):
+            raise ValueError(
+                "Anchors should be Tuple[Tuple[int]] because each feature map could potentially have "
+                "different sizes and aspect ratios. There needs to be a match between the number of "
+                "feature maps passed and the number of sizes / aspect ratios specified."
+            )
+        anchors = _ops.multilevel_grid_anchors(list(self.cell_anchors), grid_sizes, strides)
+        n = len(image_list.image_sizes)
+        return [anchors] + [anchors.clone() for _ in range(n - 1)] if n else []
+
+    forward.__wrapped__ = orig  # type: ignore[attr-defined]
+    return forward
+
+
+def _needs_autograd(*ts) -> bool:
+    return torch.is_grad_enabled() and any(t.requires_grad for t in ts)
+
+
+def _make_decode_single(orig: Callable) -> Callable:
+    def decode_single(self, rel_codes, boxes):
+        if (not _cpu(rel_codes, boxes) or rel_codes.dtype not in (torch.float32, torch.float64)
+                or rel_codes.dim() != 2 or _needs_autograd(rel_codes, boxes)):
+            return orig(self, rel_codes, boxes)
+        return _ops.decode_boxes(rel_codes, boxes.to(rel_codes.dtype), tuple(float(w) for w in self.weights),
+                                 float(self.bbox_xform_clip))
+
+    decode_single.__wrapped__ = orig  # type: ignore[attr-defined]
+    return decode_single
+
+
+def _make_encode_single(orig: Callable) -> Callable:
+    def encode_single(self, reference_boxes, proposals):
+        if (not _cpu(reference_boxes, proposals) or reference_boxes.dtype not in (torch.float32, torch.float64)
+                or _needs_autograd(reference_boxes, proposals)):
+            return orig(self, reference_boxes, proposals)
+        return _ops.encode_boxes(reference_boxes, proposals.to(reference_boxes.dtype),
+                                 tuple(float(w) for w in self.weights))
+
+    encode_single.__wrapped__ = orig  # type: ignore[attr-defined]
+    return encode_single
+
+
+# ------------------------------------------------------------- binding sites ----
+
+# (module, attribute, factory). A function imported by name into several modules
+# is listed once per module; the original seen at the first site is wrapped
+# for all of them (they are the same object in torchvision).
+_FUNCTION_SITES = [
+    ("torchvision.ops.roi_align", "roi_align", _make_roi_align),
+    ("torchvision.ops", "roi_align", _make_roi_align),
+    ("torchvision.ops.poolers", "roi_align", _make_roi_align),
+    ("torchvision.models.detection.roi_heads", "roi_align", _make_roi_align),
+    ("torchvision.ops.roi_pool", "roi_pool", _make_roi_pool),
+    ("torchvision.ops", "roi_pool", _make_roi_pool),
+    ("torchvision.ops.boxes", "nms", _make_nms),
+    ("torchvision.ops", "nms", _make_nms),
+    ("torchvision.ops.boxes", "batched_nms", _make_batched_nms),
+    ("torchvision.ops", "batched_nms", _make_batched_nms),
+    ("torchvision.ops.boxes", "box_iou", _make_box_iou),
+    ("torchvision.ops", "box_iou", _make_box_iou),
+    ("torchvision.models.detection.roi_heads", "paste_masks_in_image", _make_paste),
+    ("torchvision.models.detection.transform", "paste_masks_in_image", _make_paste),
+]
+_OPTIONAL_SITES = [  # patched only when already imported (importing them is heavy)
+    ("torchvision.transforms.v2._geometry", "box_iou", _make_box_iou),
+]
+_METHOD_SITES = [
+    ("torchvision.models.detection.anchor_utils", "AnchorGenerator", "forward", _make_anchor_forward),
+    ("torchvision.models.detection._utils", "BoxCoder", "decode_single", _make_decode_single),
+    ("torchvision.models.detection._utils", "BoxCoder", "encode_single", _make_encode_single),
+]
+
+
+def is_active() -> bool:
+    """True while torchvision is routed to the native kernels."""
+    return bool(_saved)
+
+
+class _Switch:
+    """Returned by :func:`use_in_torchvision`; as a context manager it restores on exit
+    (unless the switch was already on when it was entered)."""
+
+    def __init__(self, was_active: bool):
+        self._was_active = was_active
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if not self._was_active:
+            restore_torchvision()
+
+
+def use_in_torchvision() -> _Switch:
+    """Routes torchvision's ops, MultiScaleRoIAlign pooling, mask pasting,
+    AnchorGenerator and BoxCoder to the native kernels (see the module docstring).
+    Idempotent. Use as a call or as ``with mn.compat.use_in_torchvision(): ...``."""
+    if _saved:
+        return _Switch(True)
+    try:
+        originals: Dict[Callable, Callable] = {}  # torchvision function -> our wrapper
+        for mod_name, attr, factory in _FUNCTION_SITES + [
+                s for s in _OPTIONAL_SITES if s[0] in sys.modules]:
+            mod = importlib.import_module(mod_name)
+            orig = getattr(mod, attr)
+            key = (factory, orig)
+            if key not in originals:
+                originals[key] = factory(orig)
+            _saved[(mod_name, attr)] = orig
+            setattr(mod, attr, originals[key])
+        for mod_name, cls_name, attr, factory in _METHOD_SITES:
+            cls = getattr(importlib.import_module(mod_name), cls_name)
+            orig = cls.__dict__[attr]
+            _saved[(f"{mod_name}:{cls_name}", attr)] = orig
+            setattr(cls, attr, factory(orig))
+    except BaseException:
+        restore_torchvision()
+        raise
+    return _Switch(False)
+
+
+def restore_torchvision() -> None:
+    """Puts every patched torchvision binding back. A no-op when the switch is off."""
+    while _saved:
+        (site, attr), orig = _saved.popitem()
+        if ":" in site:
+            mod_name, cls_name = site.split(":")
+            setattr(getattr(sys.modules[mod_name], cls_name), attr, orig)
+        else:
+            setattr(sys.modules[site], attr, orig)
