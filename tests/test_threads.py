@@ -18,6 +18,26 @@ def test_default_follows_torch():
     assert out.stdout.strip() == "1"
 
 
+@pytest.mark.parametrize("code,env,expected", [
+    # imported first: idle OpenMP workers are told to sleep
+    ("import maskrcnn_native, os; print(os.environ.get('OMP_WAIT_POLICY'))", {}, "PASSIVE"),
+    # a choice in the environment is kept
+    ("import maskrcnn_native, os; print(os.environ.get('OMP_WAIT_POLICY'))", {"OMP_WAIT_POLICY": "ACTIVE"}, "ACTIVE"),
+    ("import maskrcnn_native, os; print(os.environ.get('OMP_WAIT_POLICY'))", {"GOMP_SPINCOUNT": "1000"}, "None"),
+    # torch already loaded libgomp: too late to change, so nothing is set
+    ("import torch, maskrcnn_native, os; print(os.environ.get('OMP_WAIT_POLICY'))", {}, "None"),
+])
+def test_idle_openmp_policy(code, env, expected):
+    import os
+    import subprocess
+    import sys
+
+    base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**base, **env})
+    assert out.stdout.strip() == expected
+
+
 def test_set_and_get():
     n0 = mn.get_num_threads()
     try:
