@@ -17,31 +17,89 @@ def cuda_driver_version() -> int: ...
 # Test hook: the CUDA kernels' per-thread functors over their whole grid, on the host.
 _grid: Any
 
-def roi_align_forward(input: Array, rois: Array, output: Array, spatial_scale: float,
-                      pooled_h: int, pooled_w: int, sampling_ratio: int, aligned: bool,
-                      quantize: bool = False, stream: int = 0) -> None: ...
-def roi_align_backward(grad_output: Array, rois: Array, grad_input: Array, spatial_scale: float,
-                       pooled_h: int, pooled_w: int, sampling_ratio: int, aligned: bool,
-                       quantize: bool = False, stream: int = 0) -> None: ...
-def roi_pool_forward(input: Array, rois: Array, output: Array, argmax: Array,
-                     spatial_scale: float, pooled_h: int, pooled_w: int, stream: int = 0) -> None: ...
+def roi_align_forward(
+    input: Array,
+    rois: Array,
+    output: Array,
+    spatial_scale: float,
+    pooled_h: int,
+    pooled_w: int,
+    sampling_ratio: int,
+    aligned: bool,
+    quantize: bool = False,
+    stream: int = 0,
+) -> None: ...
+def roi_align_backward(
+    grad_output: Array,
+    rois: Array,
+    grad_input: Array,
+    spatial_scale: float,
+    pooled_h: int,
+    pooled_w: int,
+    sampling_ratio: int,
+    aligned: bool,
+    quantize: bool = False,
+    stream: int = 0,
+) -> None: ...
+def roi_pool_forward(
+    input: Array,
+    rois: Array,
+    output: Array,
+    argmax: Array,
+    spatial_scale: float,
+    pooled_h: int,
+    pooled_w: int,
+    stream: int = 0,
+) -> None: ...
 def roi_pool_backward(grad_output: Array, rois: Array, argmax: Array, grad_input: Array, stream: int = 0) -> None: ...
-
 def nms(boxes: Array, scores: Array, iou_threshold: float, keep: Array, stream: int = 0) -> int: ...
-def batched_nms(boxes: Array, scores: Array, idxs: Array, iou_threshold: float, keep: Array, stream: int = 0) -> int: ...
+def batched_nms(
+    boxes: Array, scores: Array, idxs: Array, iou_threshold: float, keep: Array, stream: int = 0
+) -> int: ...
 def box_iou(boxes1: Array, boxes2: Array, out: Array, stream: int = 0) -> None: ...
-
-def cell_anchors(sizes: Sequence[float], aspect_ratios: Sequence[float], style: str, out: Array, stream: int = 0) -> None: ...
-def grid_anchors(cell_anchors: Array, grid_h: int, grid_w: int, stride_h: float, stride_w: float,
-                 offset: float, out: Array, stream: int = 0) -> None: ...
-
-def encode_boxes(reference_boxes: Array, proposals: Array, weights: Sequence[float], out: Array, stream: int = 0) -> None: ...
-def decode_boxes(codes: Array, boxes: Array, weights: Sequence[float], clamp: float, out: Array, stream: int = 0) -> None: ...
-
-def paste_masks_plan(masks: Array, boxes: Array, rects: Array, height: int, width: int, mode: str, stream: int = 0) -> Any: ...
-def paste_masks_forward(masks: Array, boxes: Array, output: Array, height: int, width: int, mode: str,
-                        threshold: Optional[float], stream: int = 0) -> None: ...
-def paste_masks_crops(masks: Array, boxes: Array, rects: Array, output: Array, height: int, width: int,
-                      mode: str, threshold: Optional[float], stream: int = 0) -> None: ...
-def paste_masks_rle_counts(crops: Array, rects: Array, counts: Array, lengths: Array, height: int,
-                           width: int) -> None: ...
+def cell_anchors(
+    sizes: Sequence[float], aspect_ratios: Sequence[float], style: str, out: Array, stream: int = 0
+) -> None: ...
+def grid_anchors(
+    cell_anchors: Array,
+    grid_h: int,
+    grid_w: int,
+    stride_h: float,
+    stride_w: float,
+    offset: float,
+    out: Array,
+    stream: int = 0,
+) -> None: ...
+def encode_boxes(
+    reference_boxes: Array, proposals: Array, weights: Sequence[float], out: Array, stream: int = 0
+) -> None: ...
+def decode_boxes(
+    codes: Array, boxes: Array, weights: Sequence[float], clamp: float, out: Array, stream: int = 0
+) -> None: ...
+def paste_masks_plan(
+    masks: Array, boxes: Array, rects: Array, height: int, width: int, mode: str, stream: int = 0
+) -> Any: ...
+def paste_masks_forward(
+    masks: Array,
+    boxes: Array,
+    output: Array,
+    height: int,
+    width: int,
+    mode: str,
+    threshold: Optional[float],
+    stream: int = 0,
+) -> None: ...
+def paste_masks_crops(
+    masks: Array,
+    boxes: Array,
+    rects: Array,
+    output: Array,
+    height: int,
+    width: int,
+    mode: str,
+    threshold: Optional[float],
+    stream: int = 0,
+) -> None: ...
+def paste_masks_rle_counts(
+    crops: Array, rects: Array, counts: Array, lengths: Array, height: int, width: int
+) -> None: ...

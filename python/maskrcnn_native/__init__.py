@@ -79,6 +79,23 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["__version__", "build_info", "cuda_available", "get_num_threads", "set_num_threads", "ops",
-           "Model", "ModelConfig", "Detections", "data", "evaluate", "evaluation", "visualize",
-           "engine", "train", "TrainConfig", "load_config", "compat"]
+__all__ = [
+    "__version__",
+    "build_info",
+    "cuda_available",
+    "get_num_threads",
+    "set_num_threads",
+    "ops",
+    "Model",
+    "ModelConfig",
+    "Detections",
+    "data",
+    "evaluate",
+    "evaluation",
+    "visualize",
+    "engine",
+    "train",
+    "TrainConfig",
+    "load_config",
+    "compat",
+]

@@ -52,7 +52,8 @@ def read_safetensors(path: PathLike, what: str) -> Tuple[Dict[str, Any], Dict[st
         size = p.stat().st_size
         raise WeightsFileError(
             f"{what}: {p} is not a readable safetensors file ({size} bytes; "
-            f"{type(e).__name__}: {e}); was it truncated or written by something else?") from e
+            f"{type(e).__name__}: {e}); was it truncated or written by something else?"
+        ) from e
     return tensors, meta
 
 
@@ -63,8 +64,7 @@ def parse_config_json(text: Union[str, bytes], source: str, what: str) -> Dict[s
     except (ValueError, UnicodeDecodeError) as e:
         raise WeightsFileError(f"{what}: the model config in {source} is not valid JSON: {e}") from e
     if not isinstance(cfg, dict):
-        raise WeightsFileError(f"{what}: the model config in {source} must be a JSON object, "
-                               f"got {type(cfg).__name__}")
+        raise WeightsFileError(f"{what}: the model config in {source} must be a JSON object, got {type(cfg).__name__}")
     return cfg
 
 
@@ -109,7 +109,8 @@ def torch_load_weights(path: PathLike, what: str) -> Any:
     except pickle.UnpicklingError as e:
         raise WeightsFileError(
             f"{what}: refusing {p}: it holds more than tensors and containers, and nothing in it is "
-            f"unpickled ({unpickler_reason(e)})") from e
+            f"unpickled ({unpickler_reason(e)})"
+        ) from e
     except Exception as e:  # zip errors, EOF, RuntimeError of a truncated archive...
         raise WeightsFileError(f"{what}: cannot read {p} as a torch checkpoint ({type(e).__name__}: {e})") from e
 

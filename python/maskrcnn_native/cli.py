@@ -133,7 +133,7 @@ def _fmt_metrics(metrics: Dict[str, Any]) -> str:
             cells = []
             for k in ks:
                 v = metrics[k]
-                cells.append(f"{k[len(prefix) + 1:]}={v:.3f}" if v == v else f"{k[len(prefix) + 1:]}=n/a")
+                cells.append(f"{k[len(prefix) + 1 :]}={v:.3f}" if v == v else f"{k[len(prefix) + 1 :]}=n/a")
             lines.append(f"  {prefix:9s} " + "  ".join(cells))
     return "\n".join(lines)
 
@@ -361,8 +361,10 @@ def cmd_make_shapes(a: argparse.Namespace) -> int:
     ds = ShapesDataset(a.num_images, image_size=a.image_size, seed=a.seed, keypoints=a.keypoints)
     image_dir, json_path = write_coco(ds, a.dir, progress=True)
     print(f"wrote {len(ds)} images to {image_dir} and annotations to {json_path}")
-    print(f"train on them with: maskrcnn-native train --set data.source=coco "
-          f"--set data.image_dir={image_dir} --set data.annotation_json={json_path}")
+    print(
+        f"train on them with: maskrcnn-native train --set data.source=coco "
+        f"--set data.image_dir={image_dir} --set data.annotation_json={json_path}"
+    )
     return 0
 
 
@@ -440,49 +442,75 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
 
 def _add_threads(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for torch and the native ops (default: torch's default, one per core)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for torch and the native ops (default: torch's default, one per core)",
+    )
 
 
 def _add_demo(sub, fmt) -> None:
-    d = sub.add_parser("demo", formatter_class=fmt,
-                       help="generate shapes, train a small model, evaluate it, draw predictions",
-                       description="Generates synthetic shapes (a training split and a held-out split with "
-                       "another seed), trains a small Mask R-CNN, evaluates it with the COCO metrics and writes "
-                       "OUT/metrics.json, OUT/predictions.png and OUT/model.safetensors (+ .json config). "
-                       "Re-running with the same OUT resumes from its checkpoints.")
+    d = sub.add_parser(
+        "demo",
+        formatter_class=fmt,
+        help="generate shapes, train a small model, evaluate it, draw predictions",
+        description="Generates synthetic shapes (a training split and a held-out split with "
+        "another seed), trains a small Mask R-CNN, evaluates it with the COCO metrics and writes "
+        "OUT/metrics.json, OUT/predictions.png and OUT/model.safetensors (+ .json config). "
+        "Re-running with the same OUT resumes from its checkpoints.",
+    )
     d.add_argument("--out", default="demo_out", help="output directory")
-    d.add_argument("--keypoints", action="store_true",
-                   help="also train the keypoint head on the shapes' vertices and report keypoint AP")
+    d.add_argument(
+        "--keypoints",
+        action="store_true",
+        help="also train the keypoint head on the shapes' vertices and report keypoint AP",
+    )
     d.add_argument("--iters", type=int, default=DEMO["iters"], help="training iterations")
-    d.add_argument("--image-size", type=int, default=DEMO["image_size"],
-                   help="side of the square synthetic images and the model's input size")
-    d.add_argument("--train-images", type=int, default=DEMO["train_images"],
-                   help="synthetic training images")
-    d.add_argument("--eval-images", type=int, default=DEMO["eval_images"],
-                   help="held-out evaluation images")
+    d.add_argument(
+        "--image-size",
+        type=int,
+        default=DEMO["image_size"],
+        help="side of the square synthetic images and the model's input size",
+    )
+    d.add_argument("--train-images", type=int, default=DEMO["train_images"], help="synthetic training images")
+    d.add_argument("--eval-images", type=int, default=DEMO["eval_images"], help="held-out evaluation images")
     d.add_argument("--batch-size", type=int, default=DEMO["batch_size"], help="images per iteration")
     d.add_argument("--lr", type=float, default=DEMO["lr"], help="base learning rate")
     d.add_argument("--seed", type=int, default=DEMO["seed"], help="seed of the training split and of training")
     d.add_argument("--eval-seed", type=int, default=DEMO["eval_seed"], help="seed of the held-out split")
     d.add_argument("--preset", default=DEMO["preset"], help="model preset")
-    d.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="any other TrainConfig override, e.g. --set solver.amp=bf16 (repeatable)")
+    d.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other TrainConfig override, e.g. --set solver.amp=bf16 (repeatable)",
+    )
     d.add_argument("--no-resume", action="store_true", help="ignore checkpoints already in OUT")
     _add_threads(d)
     d.set_defaults(func=cmd_demo)
 
 
 def _add_train(sub, fmt) -> None:
-    t = sub.add_parser("train", formatter_class=fmt, help="train from a YAML/JSON config plus overrides",
-                       description="Trains a model described by a TrainConfig (model, data, solver sections; see "
-                       "configs/*.yaml). Resumes automatically from the newest checkpoint in the output directory. "
-                       "Under torchrun every process runs this command (DistributedDataParallel; gloo on CPU, "
-                       "nccl on CUDA); rank 0 logs, checkpoints and evaluates.")
+    t = sub.add_parser(
+        "train",
+        formatter_class=fmt,
+        help="train from a YAML/JSON config plus overrides",
+        description="Trains a model described by a TrainConfig (model, data, solver sections; see "
+        "configs/*.yaml). Resumes automatically from the newest checkpoint in the output directory. "
+        "Under torchrun every process runs this command (DistributedDataParallel; gloo on CPU, "
+        "nccl on CUDA); rank 0 logs, checkpoints and evaluates.",
+    )
     t.add_argument("--config", default=None, help="YAML (.yaml/.yml) or JSON (.json) config file; defaults if omitted")
-    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="dotted override, type-checked: --set solver.lr=0.01 --set solver.steps=[800,900] "
-                   "--set model.min_size=160 (repeatable)")
+    t.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dotted override, type-checked: --set solver.lr=0.01 --set solver.steps=[800,900] "
+        "--set model.min_size=160 (repeatable)",
+    )
     t.add_argument("--output-dir", default=None, help="shortcut for --set output_dir=DIR")
     t.add_argument("--no-resume", action="store_true", help="start from scratch even if checkpoints exist")
     t.add_argument("--no-eval", action="store_true", help="skip the evaluation after training")
@@ -491,11 +519,15 @@ def _add_train(sub, fmt) -> None:
 
 
 def _add_eval(sub, fmt) -> None:
-    e = sub.add_parser("eval", formatter_class=fmt, help="COCO metrics of a trained model",
-                       description="Evaluates a saved model (bbox, segm and keypoint AP through pycocotools). "
-                       "Data: a freshly generated synthetic split (--shapes-seed; image size, count and keypoints "
-                       "default to the training config saved next to the weights) or a COCO-format dataset "
-                       "(--images and --annotations).")
+    e = sub.add_parser(
+        "eval",
+        formatter_class=fmt,
+        help="COCO metrics of a trained model",
+        description="Evaluates a saved model (bbox, segm and keypoint AP through pycocotools). "
+        "Data: a freshly generated synthetic split (--shapes-seed; image size, count and keypoints "
+        "default to the training config saved next to the weights) or a COCO-format dataset "
+        "(--images and --annotations).",
+    )
     e.add_argument("--weights", required=True, help="model.safetensors written by train/demo/convert")
     e.add_argument("--shapes-seed", type=int, default=2024, help="seed of the generated evaluation split")
     e.add_argument("--num-images", type=int, default=None, help="generated evaluation images")
@@ -511,26 +543,41 @@ def _add_eval(sub, fmt) -> None:
 
 
 def _add_predict(sub, fmt) -> None:
-    pr = sub.add_parser("predict", formatter_class=fmt, help="detect objects in images; pictures + COCO json",
-                        description="Runs a saved model on image files; writes OUT/<name>_pred.png with masks, "
-                        "boxes, labels, scores (and keypoints) drawn, OUT/predictions.json (COCO results format) "
-                        "and OUT/images.json (image id -> file).")
+    pr = sub.add_parser(
+        "predict",
+        formatter_class=fmt,
+        help="detect objects in images; pictures + COCO json",
+        description="Runs a saved model on image files; writes OUT/<name>_pred.png with masks, "
+        "boxes, labels, scores (and keypoints) drawn, OUT/predictions.json (COCO results format) "
+        "and OUT/images.json (image id -> file).",
+    )
     pr.add_argument("--weights", required=True, help="model.safetensors")
     pr.add_argument("images", nargs="+", help="image files (any format Pillow reads)")
     pr.add_argument("--out", default="predictions", help="output directory")
-    pr.add_argument("--score-threshold", type=float, default=None,
-                    help="drop detections below this score (default: the model's config)")
+    pr.add_argument(
+        "--score-threshold",
+        type=float,
+        default=None,
+        help="drop detections below this score (default: the model's config)",
+    )
     pr.add_argument("--draw-threshold", type=float, default=0.5, help="draw detections with at least this score")
-    pr.add_argument("--class-names", default=None,
-                    help="comma-separated class names for labels 1..K (default: dataset_info.json next to the weights)")
+    pr.add_argument(
+        "--class-names",
+        default=None,
+        help="comma-separated class names for labels 1..K (default: dataset_info.json next to the weights)",
+    )
     _add_threads(pr)
     pr.set_defaults(func=cmd_predict)
 
 
 def _add_make_shapes(sub, fmt) -> None:
-    m = sub.add_parser("make-shapes", formatter_class=fmt, help="write the synthetic shapes as images + COCO json",
-                       description="Writes DIR/images/*.png and DIR/annotations.json (COCO format, RLE masks, "
-                       "keypoints with --keypoints), readable by CocoDataset and 'train --set data.source=coco'.")
+    m = sub.add_parser(
+        "make-shapes",
+        formatter_class=fmt,
+        help="write the synthetic shapes as images + COCO json",
+        description="Writes DIR/images/*.png and DIR/annotations.json (COCO format, RLE masks, "
+        "keypoints with --keypoints), readable by CocoDataset and 'train --set data.source=coco'.",
+    )
     m.add_argument("dir", help="output directory")
     m.add_argument("--num-images", type=int, default=100, help="number of images")
     m.add_argument("--image-size", type=int, default=128, help="side of the square images")
@@ -540,24 +587,39 @@ def _add_make_shapes(sub, fmt) -> None:
 
 
 def _add_convert(sub, fmt) -> None:
-    c = sub.add_parser("convert", formatter_class=fmt, help="torchvision .pth -> native safetensors",
-                       description="Converts a torchvision detection checkpoint (read with weights_only=True, "
-                       "nothing is unpickled) into DST (safetensors) plus DST.json (the model config), loadable "
-                       "with mn.Model.load.")
+    c = sub.add_parser(
+        "convert",
+        formatter_class=fmt,
+        help="torchvision .pth -> native safetensors",
+        description="Converts a torchvision detection checkpoint (read with weights_only=True, "
+        "nothing is unpickled) into DST (safetensors) plus DST.json (the model config), loadable "
+        "with mn.Model.load.",
+    )
     c.add_argument("src", help="torchvision checkpoint, e.g. maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth")
     c.add_argument("dst", help="output .safetensors path")
-    c.add_argument("--arch", default="maskrcnn_resnet50_fpn",
-                   choices=["maskrcnn_resnet50_fpn", "keypointrcnn_resnet50_fpn"], help="torchvision architecture")
+    c.add_argument(
+        "--arch",
+        default="maskrcnn_resnet50_fpn",
+        choices=["maskrcnn_resnet50_fpn", "keypointrcnn_resnet50_fpn"],
+        help="torchvision architecture",
+    )
     c.add_argument("--num-classes", type=int, default=None, help="change the number of classes (with --reinit-heads)")
-    c.add_argument("--reinit-heads", action="store_true",
-                   help="re-initialise class-specific layers (for fine-tuning on other classes)")
+    c.add_argument(
+        "--reinit-heads",
+        action="store_true",
+        help="re-initialise class-specific layers (for fine-tuning on other classes)",
+    )
     c.set_defaults(func=cmd_convert)
 
 
 def _add_bench(sub, fmt) -> None:
-    b = sub.add_parser("bench", formatter_class=fmt, help="time the native ops (vs torchvision when installed)",
-                       description="Runs the pytest-benchmark suite in benchmarks/ (source checkout), or with "
-                       "--quick (or outside a checkout) a short built-in timing of RoIAlign against torchvision.")
+    b = sub.add_parser(
+        "bench",
+        formatter_class=fmt,
+        help="time the native ops (vs torchvision when installed)",
+        description="Runs the pytest-benchmark suite in benchmarks/ (source checkout), or with "
+        "--quick (or outside a checkout) a short built-in timing of RoIAlign against torchvision.",
+    )
     b.add_argument("--quick", action="store_true", help="built-in timing only")
     b.add_argument("--repeats", type=int, default=5, help="repeats of the quick timing (best is reported)")
     b.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra arguments passed to pytest")

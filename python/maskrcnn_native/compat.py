@@ -48,6 +48,7 @@ _FLOAT = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 # ---------------------------------------------------------------- replacements ----
 
+
 def _make_roi_align(orig: Callable) -> Callable:
     def roi_align(input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False):
         bs = boxes if isinstance(boxes, (list, tuple)) else [boxes]
@@ -94,8 +95,14 @@ def _make_batched_nms(orig: Callable) -> Callable:
 
 def _make_box_iou(orig: Callable) -> Callable:
     def box_iou(boxes1, boxes2, fmt="xyxy"):
-        if (fmt != "xyxy" or not _cpu(boxes1, boxes2) or boxes1.dim() != 2 or boxes2.dim() != 2
-                or boxes1.dtype == torch.bool or boxes1.is_complex()):
+        if (
+            fmt != "xyxy"
+            or not _cpu(boxes1, boxes2)
+            or boxes1.dim() != 2
+            or boxes2.dim() != 2
+            or boxes1.dtype == torch.bool
+            or boxes1.is_complex()
+        ):
             return orig(boxes1, boxes2, fmt=fmt)
         return _ops.box_iou(boxes1, boxes2)
 
@@ -105,8 +112,13 @@ def _make_box_iou(orig: Callable) -> Callable:
 
 def _make_paste(orig: Callable) -> Callable:
     def paste_masks_in_image(masks, boxes, img_shape, padding=1):
-        if (padding != 1 or not _cpu(masks, boxes) or masks.dim() != 4 or masks.shape[1] != 1
-                or masks.dtype not in _FLOAT):
+        if (
+            padding != 1
+            or not _cpu(masks, boxes)
+            or masks.dim() != 4
+            or masks.shape[1] != 1
+            or masks.dtype not in _FLOAT
+        ):
             return orig(masks, boxes, img_shape, padding)
         h, w = int(img_shape[0]), int(img_shape[1])
         out = _ops.paste_masks(masks[:, 0], boxes, (h, w), mode="torchvision", threshold=None)
@@ -145,11 +157,16 @@ def _needs_autograd(*ts) -> bool:
 
 def _make_decode_single(orig: Callable) -> Callable:
     def decode_single(self, rel_codes, boxes):
-        if (not _cpu(rel_codes, boxes) or rel_codes.dtype not in (torch.float32, torch.float64)
-                or rel_codes.dim() != 2 or _needs_autograd(rel_codes, boxes)):
+        if (
+            not _cpu(rel_codes, boxes)
+            or rel_codes.dtype not in (torch.float32, torch.float64)
+            or rel_codes.dim() != 2
+            or _needs_autograd(rel_codes, boxes)
+        ):
             return orig(self, rel_codes, boxes)
-        return _ops.decode_boxes(rel_codes, boxes.to(rel_codes.dtype), tuple(float(w) for w in self.weights),
-                                 float(self.bbox_xform_clip))
+        return _ops.decode_boxes(
+            rel_codes, boxes.to(rel_codes.dtype), tuple(float(w) for w in self.weights), float(self.bbox_xform_clip)
+        )
 
     decode_single.__wrapped__ = orig  # type: ignore[attr-defined]
     return decode_single
@@ -157,11 +174,15 @@ def _make_decode_single(orig: Callable) -> Callable:
 
 def _make_encode_single(orig: Callable) -> Callable:
     def encode_single(self, reference_boxes, proposals):
-        if (not _cpu(reference_boxes, proposals) or reference_boxes.dtype not in (torch.float32, torch.float64)
-                or _needs_autograd(reference_boxes, proposals)):
+        if (
+            not _cpu(reference_boxes, proposals)
+            or reference_boxes.dtype not in (torch.float32, torch.float64)
+            or _needs_autograd(reference_boxes, proposals)
+        ):
             return orig(self, reference_boxes, proposals)
-        return _ops.encode_boxes(reference_boxes, proposals.to(reference_boxes.dtype),
-                                 tuple(float(w) for w in self.weights))
+        return _ops.encode_boxes(
+            reference_boxes, proposals.to(reference_boxes.dtype), tuple(float(w) for w in self.weights)
+        )
 
     encode_single.__wrapped__ = orig  # type: ignore[attr-defined]
     return encode_single
@@ -225,9 +246,8 @@ def use_in_torchvision() -> _Switch:
     if _saved:
         return _Switch(True)
     try:
-        originals: Dict[Callable, Callable] = {}  # torchvision function -> our wrapper
-        for mod_name, attr, factory in _FUNCTION_SITES + [
-                s for s in _OPTIONAL_SITES if s[0] in sys.modules]:
+        originals: Dict[Any, Callable] = {}  # torchvision function -> our wrapper
+        for mod_name, attr, factory in _FUNCTION_SITES + [s for s in _OPTIONAL_SITES if s[0] in sys.modules]:
             mod = importlib.import_module(mod_name)
             orig = getattr(mod, attr)
             key = (factory, orig)

@@ -105,8 +105,9 @@ def _masks_array(masks: Any, n: int, h: int, w: int) -> Optional[np.ndarray]:
     return m
 
 
-def _blend_masks(pil: Image.Image, masks: np.ndarray, keep: np.ndarray, colors: Sequence[Tuple[int, int, int]],
-                 alpha: float) -> Image.Image:
+def _blend_masks(
+    pil: Image.Image, masks: np.ndarray, keep: np.ndarray, colors: Sequence[Tuple[int, int, int]], alpha: float
+) -> Image.Image:
     """Masks [D, H, W] bool of the kept detections blended into the image with their outline."""
     arr = np.asarray(pil, dtype=np.float32).copy()
     for i in np.nonzero(keep)[0].tolist():
@@ -120,8 +121,9 @@ def _blend_masks(pil: Image.Image, masks: np.ndarray, keep: np.ndarray, colors: 
     return Image.fromarray(arr.clip(0, 255).astype(np.uint8), "RGB")
 
 
-def _draw_label(d: ImageDraw.ImageDraw, text: str, x1: float, y1: float, color: Tuple[int, int, int],
-                font: Any) -> None:
+def _draw_label(
+    d: ImageDraw.ImageDraw, text: str, x1: float, y1: float, color: Tuple[int, int, int], font: Any
+) -> None:
     """``text`` on a box of ``color`` above the corner (x1, y1), black or white for contrast."""
     left, top, right, bottom = d.textbbox((0, 0), text, font=font)
     tx, ty = max(0.0, x1), max(0.0, y1 - (bottom - top) - 3)
@@ -130,12 +132,18 @@ def _draw_label(d: ImageDraw.ImageDraw, text: str, x1: float, y1: float, color: 
     d.text((tx + 1 - left, ty + 1 - top), text, fill=ink, font=font)
 
 
-def _draw_keypoints(d: ImageDraw.ImageDraw, k: np.ndarray, color: Tuple[int, int, int], lw: int,
-                    skeleton: Optional[Sequence[Tuple[int, int]]], keypoint_threshold: float) -> None:
+def _draw_keypoints(
+    d: ImageDraw.ImageDraw,
+    k: np.ndarray,
+    color: Tuple[int, int, int],
+    lw: int,
+    skeleton: Optional[Sequence[Tuple[int, int]]],
+    keypoint_threshold: float,
+) -> None:
     """One instance's keypoints [P, 3] as dots, skeleton pairs as lines."""
     vis = k[:, 2] > keypoint_threshold
     rad = max(2, lw + 1)
-    for a, b in (skeleton or []):
+    for a, b in skeleton or []:
         if 0 <= a < len(k) and 0 <= b < len(k) and vis[a] and vis[b]:
             d.line([(k[a, 0], k[a, 1]), (k[b, 0], k[b, 1])], fill=color, width=lw)
     for j in np.nonzero(vis)[0]:
@@ -200,8 +208,16 @@ def draw(
     return pil
 
 
-def save_grid(images: Sequence[Any], detections_list: Optional[Sequence[Any]], path: Optional[str] = None, *,
-              ncols: Optional[int] = None, pad: int = 4, max_cell: Optional[int] = None, **draw_kwargs) -> Image.Image:
+def save_grid(
+    images: Sequence[Any],
+    detections_list: Optional[Sequence[Any]],
+    path: Optional[str] = None,
+    *,
+    ncols: Optional[int] = None,
+    pad: int = 4,
+    max_cell: Optional[int] = None,
+    **draw_kwargs,
+) -> Image.Image:
     """Draw each image with its detections and tile them into one picture.
 
     ``detections_list`` may be None (images only) or have one entry per image
@@ -266,8 +282,9 @@ def _nice_ticks(lo: float, hi: float, n: int = 5) -> List[float]:
     return [start + k * step for k in range(int((hi - start) / step + 1e-9) + 1)]
 
 
-def _loss_series(records: List[Mapping], keys: Optional[Sequence[str]],
-                 smooth: int) -> Dict[str, Tuple[List[float], List[float]]]:
+def _loss_series(
+    records: List[Mapping], keys: Optional[Sequence[str]], smooth: int
+) -> Dict[str, Tuple[List[float], List[float]]]:
     """{loss name: (x values, y values)} of the finite numeric records, smoothed
     by a trailing moving average of ``smooth`` points."""
     if keys is None:
@@ -289,16 +306,23 @@ def _loss_series(records: List[Mapping], keys: Optional[Sequence[str]],
             ys.append(float(v))
         if smooth > 1 and ys:
             c = np.cumsum(np.insert(np.asarray(ys), 0, 0.0))
-            ys = [float((c[i + 1] - c[max(0, i + 1 - smooth)]) / (i + 1 - max(0, i + 1 - smooth)))
-                  for i in range(len(ys))]
+            ys = [
+                float((c[i + 1] - c[max(0, i + 1 - smooth)]) / (i + 1 - max(0, i + 1 - smooth))) for i in range(len(ys))
+            ]
         if xs:
             series[k] = (xs, ys)
     return series
 
 
-def plot_losses(source: Union[str, os.PathLike, Iterable[Mapping]], png_path: Optional[str] = None, *,
-                keys: Optional[Sequence[str]] = None, size: Tuple[int, int] = (800, 500),
-                smooth: int = 1, title: str = "training losses") -> Image.Image:
+def plot_losses(
+    source: Union[str, os.PathLike, Iterable[Mapping]],
+    png_path: Optional[str] = None,
+    *,
+    keys: Optional[Sequence[str]] = None,
+    size: Tuple[int, int] = (800, 500),
+    smooth: int = 1,
+    title: str = "training losses",
+) -> Image.Image:
     """Loss curves from JSONL metrics (a path) or a list of records, as a PNG.
 
     The x axis is ``iter``/``iteration``/``step`` (else the record index).

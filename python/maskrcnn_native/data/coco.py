@@ -37,7 +37,7 @@ annotation or image ids, non-integer image height/width) raises
 file and the annotation (or image) id; a missing image file raises
 :class:`UnreadableImageError` when the dataset is built, and an image that
 cannot be decoded (truncated, empty, not an image) when the item is loaded,
-naming the file and the image id. Both are :class:`DatasetError`\ s. With
+naming the file and the image id. Both are :class:`DatasetError` errors. With
 ``skip_invalid=True`` they are skipped instead and counted in
 ``dataset.skipped`` (a Counter; keys ``invalid_annotations``,
 ``invalid_images``, ``duplicate_image_ids``, ``missing_images``,
@@ -287,13 +287,13 @@ class CocoDataset(torch.utils.data.Dataset):
 
         kp_cat = next((c for c in cats if c.get("keypoints")), None)
         if keypoints is True and kp_cat is None:
-            raise InvalidAnnotationError(
-                f"{self.annotation_file}: keypoints=True but no category defines 'keypoints'")
+            raise InvalidAnnotationError(f"{self.annotation_file}: keypoints=True but no category defines 'keypoints'")
         self.with_keypoints = bool(kp_cat is not None and keypoints is not False)
         if self.with_keypoints:
             self.keypoint_names: List[str] = list(kp_cat["keypoints"])
             self.skeleton: List[Tuple[int, int]] = [
-                (int(a) - 1, int(b) - 1) for a, b in kp_cat.get("skeleton", [])]  # COCO is 1-based
+                (int(a) - 1, int(b) - 1) for a, b in kp_cat.get("skeleton", [])
+            ]  # COCO is 1-based
             self.keypoint_flip_map: List[int] = flip_map_from_names(self.keypoint_names)
         else:
             self.keypoint_names, self.skeleton, self.keypoint_flip_map = [], [], []
@@ -318,8 +318,9 @@ class CocoDataset(torch.utils.data.Dataset):
             path = os.path.join(self.image_dir, img["file_name"])
             if not os.path.isfile(path):
                 if not skip_invalid:
-                    raise UnreadableImageError(f"image file not found: {path} (image id {img['id']}, "
-                                               f"listed in {self.annotation_file})")
+                    raise UnreadableImageError(
+                        f"image file not found: {path} (image id {img['id']}, listed in {self.annotation_file})"
+                    )
                 self.skipped["missing_images"] += 1
                 continue
             self._anns_by_image[img["id"]] = good
@@ -343,8 +344,10 @@ class CocoDataset(torch.utils.data.Dataset):
             return f"image id {img['id']}: 'file_name' must be a non-empty string, got {img['file_name']!r:.80}"
         for key in ("height", "width"):
             if key in img and not (_is_int(img[key]) and img[key] > 0):
-                return f"image id {img['id']} ({img['file_name']}): '{key}' must be a positive integer, " \
-                       f"got {img[key]!r:.40}"
+                return (
+                    f"image id {img['id']} ({img['file_name']}): '{key}' must be a positive integer, "
+                    f"got {img[key]!r:.40}"
+                )
         return None
 
     def _check_structure(self, data: dict) -> None:
@@ -367,7 +370,8 @@ class CocoDataset(torch.utils.data.Dataset):
                 files = [im["file_name"] for im in images if im["id"] == first]
                 raise InvalidAnnotationError(
                     f"{self.annotation_file}: duplicate image id {first!r} ({', '.join(files)}); "
-                    f"{len(dup)} duplicated id(s) in all")
+                    f"{len(dup)} duplicated id(s) in all"
+                )
             self.skipped["duplicate_image_ids"] += sum(seen[i] for i in dup)
             images = [im for im in images if im["id"] not in dup]
         data["images"] = images
@@ -377,15 +381,21 @@ class CocoDataset(torch.utils.data.Dataset):
             if not isinstance(ann, dict) or "id" not in ann or "image_id" not in ann:
                 if not self.skip_invalid:
                     raise InvalidAnnotationError(
-                        f"{self.annotation_file}: annotation {ann!r:.80} needs 'id' and 'image_id'")
+                        f"{self.annotation_file}: annotation {ann!r:.80} needs 'id' and 'image_id'"
+                    )
                 self.skipped["invalid_annotations"] += 1
                 continue
-            if not isinstance(ann["id"], (int, str)) or isinstance(ann["id"], bool) or \
-                    not isinstance(ann["image_id"], (int, str)) or isinstance(ann["image_id"], bool):
+            if (
+                not isinstance(ann["id"], (int, str))
+                or isinstance(ann["id"], bool)
+                or not isinstance(ann["image_id"], (int, str))
+                or isinstance(ann["image_id"], bool)
+            ):
                 if not self.skip_invalid:
                     raise InvalidAnnotationError(
                         f"{self.annotation_file}: annotation {ann!r:.80}: 'id' and 'image_id' must be "
-                        "integers or strings")
+                        "integers or strings"
+                    )
                 self.skipped["invalid_annotations"] += 1
                 continue
             if ann["id"] in ids:
@@ -400,8 +410,12 @@ class CocoDataset(torch.utils.data.Dataset):
             annotations.append(ann)
         data["annotations"] = annotations
         for c in data["categories"]:
-            if not isinstance(c, dict) or "id" not in c or not isinstance(c["id"], (int, str)) \
-                    or isinstance(c["id"], bool):
+            if (
+                not isinstance(c, dict)
+                or "id" not in c
+                or not isinstance(c["id"], (int, str))
+                or isinstance(c["id"], bool)
+            ):
                 raise InvalidAnnotationError(f"{self.annotation_file}: category {c!r:.80} needs an integer 'id'")
         known_images = {img["id"] for img in data["images"]}
         for ann in data["annotations"]:
@@ -433,17 +447,18 @@ class CocoDataset(torch.utils.data.Dataset):
                     raise InvalidAnnotationError(f"{where}: polygon with an odd number of coordinates")
             elif isinstance(segm, dict):
                 counts, size = segm.get("counts"), segm.get("size")
-                if not (isinstance(size, (list, tuple)) and len(size) == 2
-                        and all(_is_int(v) and v > 0 for v in size)):
-                    raise InvalidAnnotationError(f"{where}: RLE segmentation needs 'size' [h, w] "
-                                                 f"(positive integers), got {size!r:.40}")
+                if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(_is_int(v) and v > 0 for v in size)):
+                    raise InvalidAnnotationError(
+                        f"{where}: RLE segmentation needs 'size' [h, w] (positive integers), got {size!r:.40}"
+                    )
                 if not isinstance(counts, (list, str, bytes)):
                     raise InvalidAnnotationError(f"{where}: RLE 'counts' must be a list or a string")
                 if isinstance(counts, list) and not all(_is_int(c) and c >= 0 for c in counts):
                     raise InvalidAnnotationError(f"{where}: RLE 'counts' must be non-negative integers")
                 if h is not None and w is not None and (int(size[0]), int(size[1])) != (int(h), int(w)):
                     raise InvalidAnnotationError(
-                        f"{where}: RLE size {list(size)} does not match the image size [{h}, {w}]")
+                        f"{where}: RLE size {list(size)} does not match the image size [{h}, {w}]"
+                    )
                 runs = counts if isinstance(counts, list) else rle_string_counts(counts)
                 if runs is None:
                     raise InvalidAnnotationError(f"{where}: RLE 'counts' is not a valid compressed RLE string")
@@ -451,16 +466,20 @@ class CocoDataset(torch.utils.data.Dataset):
                 if sum(runs) != int(size[0]) * int(size[1]):
                     raise InvalidAnnotationError(
                         f"{where}: RLE runs sum to {sum(runs)} pixels, the size {list(size)} has "
-                        f"{int(size[0]) * int(size[1])}")
+                        f"{int(size[0]) * int(size[1])}"
+                    )
             else:
                 raise InvalidAnnotationError(
-                    f"{where}: segmentation must be a polygon list or an RLE dict, got {type(segm).__name__}")
+                    f"{where}: segmentation must be a polygon list or an RLE dict, got {type(segm).__name__}"
+                )
         if self.with_keypoints and not ann.get("iscrowd", 0) and "keypoints" in ann:
             kp = ann["keypoints"]
             n = 3 * len(self.keypoint_names)
             if not isinstance(kp, list) or len(kp) != n or not all(_is_number(v) for v in kp):
-                raise InvalidAnnotationError(f"{where}: keypoints must be {n} numbers (x, y, v) * "
-                                             f"{len(self.keypoint_names)}, got {len(kp) if isinstance(kp, list) else kp!r}")
+                raise InvalidAnnotationError(
+                    f"{where}: keypoints must be {n} numbers (x, y, v) * "
+                    f"{len(self.keypoint_names)}, got {len(kp) if isinstance(kp, list) else kp!r}"
+                )
         if ann.get("iscrowd", 0):
             return True
         if bbox[2] <= 0 or bbox[3] <= 0:
@@ -528,7 +547,8 @@ class CocoDataset(torch.utils.data.Dataset):
         if ("height" in info and int(info["height"]) != h) or ("width" in info and int(info["width"]) != w):
             raise UnreadableImageError(
                 f"image {path} (image id {info['id']}) is {w}x{h} after EXIF orientation but the "
-                f"annotation file says {info.get('width')}x{info.get('height')}")
+                f"annotation file says {info.get('width')}x{info.get('height')}"
+            )
         image = pil_to_tensor(pil)
         target = self._target(info, h, w)
         return image, target
@@ -548,7 +568,7 @@ class CocoDataset(torch.utils.data.Dataset):
             segm = ann.get("segmentation")
             if segm is None:
                 m = np.zeros((h, w), np.uint8)
-                m[int(box[1]):int(math.ceil(box[3])), int(box[0]):int(math.ceil(box[2]))] = 1
+                m[int(box[1]) : int(math.ceil(box[3])), int(box[0]) : int(math.ceil(box[2]))] = 1
             else:
                 try:
                     m = decode_segmentation(segm, h, w)
@@ -585,8 +605,7 @@ class CocoDataset(torch.utils.data.Dataset):
         }
         target["area"] = target["masks"].flatten(1).sum(1).to(torch.float32) if K else torch.zeros(0)
         if self.with_keypoints:
-            target["keypoints"] = (torch.from_numpy(np.stack(kps)) if K
-                                   else torch.zeros((0, P, 3), dtype=torch.float32))
+            target["keypoints"] = torch.from_numpy(np.stack(kps)) if K else torch.zeros((0, P, 3), dtype=torch.float32)
         return target
 
     def to_coco_api(self) -> COCO:
@@ -594,5 +613,7 @@ class CocoDataset(torch.utils.data.Dataset):
         return self.coco
 
     def __repr__(self) -> str:
-        return (f"CocoDataset({len(self)} images, {self.num_classes - 1} classes, "
-                f"keypoints={self.with_keypoints}, file={self.annotation_file!r})")
+        return (
+            f"CocoDataset({len(self)} images, {self.num_classes - 1} classes, "
+            f"keypoints={self.with_keypoints}, file={self.annotation_file!r})"
+        )

@@ -200,8 +200,9 @@ class ShapesDataset(torch.utils.data.Dataset):
         target: Dict[str, Any] = {
             "boxes": torch.tensor(boxes, dtype=torch.float32).reshape(K, 4),
             "labels": torch.tensor(labels, dtype=torch.int64),
-            "masks": (torch.from_numpy(np.stack(masks).astype(np.uint8)) if K
-                      else torch.zeros((0, h, w), dtype=torch.uint8)),
+            "masks": (
+                torch.from_numpy(np.stack(masks).astype(np.uint8)) if K else torch.zeros((0, h, w), dtype=torch.uint8)
+            ),
             "iscrowd": torch.zeros((K,), dtype=torch.int64),
             "crowd_boxes": torch.zeros((0, 4), dtype=torch.float32),
             "image_id": index + 1,
@@ -210,8 +211,9 @@ class ShapesDataset(torch.utils.data.Dataset):
         }
         target["area"] = target["masks"].flatten(1).sum(1).to(torch.float32)
         if self.with_keypoints:
-            target["keypoints"] = (torch.from_numpy(np.stack(kps)).to(torch.float32) if K
-                                   else torch.zeros((0, 4, 3), dtype=torch.float32))
+            target["keypoints"] = (
+                torch.from_numpy(np.stack(kps)).to(torch.float32) if K else torch.zeros((0, 4, 3), dtype=torch.float32)
+            )
         image = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).to(torch.float32)
         return image, target
 
@@ -265,7 +267,7 @@ class ShapesDataset(torch.utils.data.Dataset):
                 kp = np.zeros((4, 3), dtype=np.float64)
                 for p, (x, y) in enumerate(pts):
                     c0, r0 = int(math.floor(x)), int(math.floor(y))
-                    near = m[max(r0 - 1, 0):r0 + 2, max(c0 - 1, 0):c0 + 2]
+                    near = m[max(r0 - 1, 0) : r0 + 2, max(c0 - 1, 0) : c0 + 2]
                     kp[p] = (x, y, 2.0 if near.any() else 1.0)
                 kps.append(kp)
         return img, masks, labels, kps
@@ -288,16 +290,19 @@ class ShapesDataset(torch.utils.data.Dataset):
         return coco
 
     def __repr__(self) -> str:
-        return (f"ShapesDataset({self.num_images} images, size={self.image_size}, seed={self.seed}, "
-                f"classes={self.classes}, keypoints={self.with_keypoints})")
+        return (
+            f"ShapesDataset({self.num_images} images, size={self.image_size}, seed={self.seed}, "
+            f"classes={self.classes}, keypoints={self.with_keypoints})"
+        )
 
 
 def _item(dataset, i):
     return dataset.raw(i) if hasattr(dataset, "raw") else dataset[i]
 
 
-def coco_dict(dataset, *, file_name_format: str = "{:06d}.png", progress: bool = False,
-              images_out: Optional[str] = None) -> dict:
+def coco_dict(
+    dataset, *, file_name_format: str = "{:06d}.png", progress: bool = False, images_out: Optional[str] = None
+) -> dict:
     """COCO dict of any dataset with our item format (+ PNGs when ``images_out``)."""
     from pycocotools import mask as mask_utils
 
@@ -354,8 +359,9 @@ def coco_dict(dataset, *, file_name_format: str = "{:06d}.png", progress: bool =
     }
 
 
-def write_coco(dataset, out_dir: str, *, image_subdir: str = "images", json_name: str = "annotations.json",
-               progress: bool = False) -> Tuple[str, str]:
+def write_coco(
+    dataset, out_dir: str, *, image_subdir: str = "images", json_name: str = "annotations.json", progress: bool = False
+) -> Tuple[str, str]:
     """Write ``dataset`` as PNG images plus a COCO json (compressed RLE masks,
     keypoints when enabled) readable by :class:`CocoDataset`.
 

@@ -61,8 +61,9 @@ def resize(image: Tensor, target: Optional[dict], size: Tuple[int, int]) -> Tupl
     nh, nw = int(size[0]), int(size[1])
     if (nh, nw) == (h, w):
         return image, (dict(target) if target is not None else None)
-    out = F.interpolate(image[None], size=(nh, nw), mode="bilinear", align_corners=False,
-                        antialias=(nh < h or nw < w))[0].clamp_(0.0, 1.0)
+    out = F.interpolate(image[None], size=(nh, nw), mode="bilinear", align_corners=False, antialias=(nh < h or nw < w))[
+        0
+    ].clamp_(0.0, 1.0)
     if target is None:
         return out, None
     t = dict(target)
@@ -90,8 +91,9 @@ def resize(image: Tensor, target: Optional[dict], size: Tuple[int, int]) -> Tupl
     return out, t
 
 
-def hflip(image: Tensor, target: Optional[dict], flip_map: Optional[Sequence[int]] = None
-          ) -> Tuple[Tensor, Optional[dict]]:
+def hflip(
+    image: Tensor, target: Optional[dict], flip_map: Optional[Sequence[int]] = None
+) -> Tuple[Tensor, Optional[dict]]:
     """Horizontal flip of the image, boxes, masks and keypoints.
 
     ``flip_map[i]`` is the keypoint index that keypoint ``i`` becomes (left and
@@ -114,8 +116,9 @@ def hflip(image: Tensor, target: Optional[dict], flip_map: Optional[Sequence[int
         P = kp.shape[1]
         if P:
             if flip_map is None:
-                raise ValueError("hflip: the target has keypoints but no flip_map was given "
-                                 "(pass the dataset's keypoint_flip_map)")
+                raise ValueError(
+                    "hflip: the target has keypoints but no flip_map was given (pass the dataset's keypoint_flip_map)"
+                )
             fm = torch.as_tensor(list(flip_map), dtype=torch.int64)
             if fm.numel() != P or sorted(fm.tolist()) != list(range(P)):
                 raise ValueError(f"hflip: flip_map must be a permutation of range({P}), got {list(flip_map)}")
@@ -153,8 +156,14 @@ class ResizeShortestSide:
     uniformly as an integer in [low, high] (``sampling="range"``).
     """
 
-    def __init__(self, short: Union[int, Sequence[int]], max_size: Optional[int] = None, *,
-                 sampling: str = "choice", generator: Optional[torch.Generator] = None) -> None:
+    def __init__(
+        self,
+        short: Union[int, Sequence[int]],
+        max_size: Optional[int] = None,
+        *,
+        sampling: str = "choice",
+        generator: Optional[torch.Generator] = None,
+    ) -> None:
         if sampling not in ("choice", "range"):
             raise ValueError(f"ResizeShortestSide: sampling must be 'choice' or 'range', got {sampling!r}")
         self.short = (int(short),) if isinstance(short, int) else tuple(int(s) for s in short)
@@ -186,16 +195,23 @@ class ResizeShortestSide:
 class ScaleJitter(ResizeShortestSide):
     """Shorter side sampled uniformly from [low, high] (paper: [640, 800])."""
 
-    def __init__(self, low: int = 640, high: int = 800, max_size: Optional[int] = 1333, *,
-                 generator: Optional[torch.Generator] = None) -> None:
+    def __init__(
+        self,
+        low: int = 640,
+        high: int = 800,
+        max_size: Optional[int] = 1333,
+        *,
+        generator: Optional[torch.Generator] = None,
+    ) -> None:
         super().__init__((low, high), max_size, sampling="range", generator=generator)
 
 
 class RandomHorizontalFlip:
     """Flip with probability ``p``; ``flip_map`` swaps left/right keypoints."""
 
-    def __init__(self, p: float = 0.5, flip_map: Optional[Sequence[int]] = None, *,
-                 generator: Optional[torch.Generator] = None) -> None:
+    def __init__(
+        self, p: float = 0.5, flip_map: Optional[Sequence[int]] = None, *, generator: Optional[torch.Generator] = None
+    ) -> None:
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"RandomHorizontalFlip: p must be in [0, 1], got {p}")
         self.p = p
@@ -211,14 +227,25 @@ class RandomHorizontalFlip:
         return f"RandomHorizontalFlip(p={self.p}, flip_map={self.flip_map})"
 
 
-def build_transforms(train: bool, *, min_size: Union[int, Sequence[int]] = 800, max_size: Optional[int] = 1333,
-                     flip_prob: float = 0.5, flip_map: Optional[Sequence[int]] = None,
-                     sampling: str = "choice", generator: Optional[torch.Generator] = None) -> Compose:
+def build_transforms(
+    train: bool,
+    *,
+    min_size: Union[int, Sequence[int]] = 800,
+    max_size: Optional[int] = 1333,
+    flip_prob: float = 0.5,
+    flip_map: Optional[Sequence[int]] = None,
+    sampling: str = "choice",
+    generator: Optional[torch.Generator] = None,
+) -> Compose:
     """Standard pipeline: resize (with jitter when ``min_size`` is a sequence and
     ``train``) then, when ``train``, a random horizontal flip."""
     if train:
-        return Compose([ResizeShortestSide(min_size, max_size, sampling=sampling, generator=generator),
-                        RandomHorizontalFlip(flip_prob, flip_map, generator=generator)])
+        return Compose(
+            [
+                ResizeShortestSide(min_size, max_size, sampling=sampling, generator=generator),
+                RandomHorizontalFlip(flip_prob, flip_map, generator=generator),
+            ]
+        )
     short = min_size if isinstance(min_size, int) else max(min_size)
     return Compose([ResizeShortestSide(short, max_size)])
 

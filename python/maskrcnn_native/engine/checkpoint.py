@@ -154,8 +154,9 @@ def load_checkpoint(path: Union[str, Path], map_location: Any = "cpu") -> Dict[s
     except FileNotFoundError:
         raise
     except pickle.UnpicklingError as e:
-        raise WeightsFileError(f"checkpoint {p}: refusing it: it holds more than tensors and containers "
-                               f"({unpickler_reason(e)})") from e
+        raise WeightsFileError(
+            f"checkpoint {p}: refusing it: it holds more than tensors and containers ({unpickler_reason(e)})"
+        ) from e
     except Exception as e:
         raise WeightsFileError(f"checkpoint {p} cannot be read ({type(e).__name__}: {e})") from e
 

@@ -198,9 +198,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if origin is Literal:
         if value in args:
             return value
-        raise ConfigError(
-            f"config key '{key}': expected one of {list(args)}, got {value!r}"
-        )
+        raise ConfigError(f"config key '{key}': expected one of {list(args)}, got {value!r}")
     if origin in (tuple, Tuple):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = [value]
@@ -292,8 +290,7 @@ def _build_section(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
                 extra_overrides[k] = _check_model_override(k, v)
                 continue
             raise ConfigError(
-                f"unknown config key '{key}' (valid keys{' in ' + repr(prefix) if prefix else ''}: "
-                f"{', '.join(names)})"
+                f"unknown config key '{key}' (valid keys{' in ' + repr(prefix) if prefix else ''}: {', '.join(names)})"
             )
         if k in _SECTIONS and cls is TrainConfig:
             kwargs[k] = _build_section(_SECTIONS[k], v or {}, k)
@@ -351,9 +348,7 @@ def parse_override(item: str) -> Tuple[str, Any]:
     return key, _parse_scalar(value.strip())
 
 
-def apply_overrides(
-    cfg: TrainConfig, overrides: Union[Mapping[str, Any], Sequence[str], None]
-) -> TrainConfig:
+def apply_overrides(cfg: TrainConfig, overrides: Union[Mapping[str, Any], Sequence[str], None]) -> TrainConfig:
     """Returns ``cfg`` with dotted keys replaced. ``overrides`` is a mapping
     (``{"solver.lr": 0.01}``) or ``["solver.lr=0.01", ...]`` strings."""
     if not overrides:
@@ -372,14 +367,10 @@ def apply_overrides(
                 continue
             if p not in node or not isinstance(node[p], dict):
                 valid = ", ".join(k for k in node)
-                raise ConfigError(
-                    f"unknown config key '{'.'.join(parts[: i + 1])}' (valid keys: {valid})"
-                )
+                raise ConfigError(f"unknown config key '{'.'.join(parts[: i + 1])}' (valid keys: {valid})")
             node = node[p]
         last = parts[-1]
-        if parts[0] == "model" and len(parts) == 2 and last not in (
-            f.name for f in dataclasses.fields(ModelSection)
-        ):
+        if parts[0] == "model" and len(parts) == 2 and last not in (f.name for f in dataclasses.fields(ModelSection)):
             node.setdefault("overrides", {})[last] = value
             continue
         if isinstance(node.get(last), dict) and last in _SECTIONS and len(parts) == 1:

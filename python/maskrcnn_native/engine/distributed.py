@@ -52,6 +52,7 @@ class DistInfo:
 def _resolve_device(device: str, local_rank: int) -> torch.device:
     if device == "auto":
         from .. import cuda_available  # CUDA only when the native ops have kernels for it
+
         device = "cuda" if torch.cuda.is_available() and cuda_available() else "cpu"
     if device == "cuda":
         if not torch.cuda.is_available():
@@ -173,13 +174,14 @@ class SyncBatchNorm2d(nn.BatchNorm2d):
         y = centred * torch.rsqrt(var + self.eps).view(1, c, 1, 1)
         if self.affine:
             y = y * self.weight.view(1, c, 1, 1) + self.bias.view(1, c, 1, 1)
-        if self.track_running_stats:
+        nbt, rmean, rvar = self.num_batches_tracked, self.running_mean, self.running_var
+        if self.track_running_stats and nbt is not None and rmean is not None and rvar is not None:
             with torch.no_grad():
-                self.num_batches_tracked.add_(1)
-                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked.item())
-                self.running_mean.mul_(1 - m).add_(mean.detach().to(self.running_mean.dtype), alpha=m)
+                nbt.add_(1)
+                m = self.momentum if self.momentum is not None else 1.0 / float(nbt.item())
+                rmean.mul_(1 - m).add_(mean.detach().to(rmean.dtype), alpha=m)
                 unbiased = var.detach() * (n / (n - 1))
-                self.running_var.mul_(1 - m).add_(unbiased.to(self.running_var.dtype), alpha=m)
+                rvar.mul_(1 - m).add_(unbiased.to(rvar.dtype), alpha=m)
         return y.to(x.dtype)
 
 

@@ -41,8 +41,14 @@ from ..data.transforms import collate
 from ..structures import image_to_float
 from . import checkpoint as ckpt
 from .config import TrainConfig, config_to_dict, save_config
-from .distributed import (DistInfo, all_reduce_mean, barrier, convert_sync_batchnorm, init_distributed,
-                          shutdown_distributed)
+from .distributed import (
+    DistInfo,
+    all_reduce_mean,
+    barrier,
+    convert_sync_batchnorm,
+    init_distributed,
+    shutdown_distributed,
+)
 from .sampler import GlobalOrder, SeededDataset, TrainBatchSampler, derive_seed
 from .solver import WarmupMultiStepLR, build_optimizer
 
@@ -116,8 +122,9 @@ def build_datasets(cfg: TrainConfig, train: bool = True, eval: bool = True):
                 raise ValueError("data.source=coco needs data.image_dir and data.annotation_json")
             train_ds = mdata.CocoDataset(d.image_dir, d.annotation_json, skip_invalid=d.skip_invalid)
         if eval and d.eval_annotation_json:
-            eval_ds = mdata.CocoDataset(d.eval_image_dir or d.image_dir or "", d.eval_annotation_json,
-                                        skip_invalid=d.skip_invalid)
+            eval_ds = mdata.CocoDataset(
+                d.eval_image_dir or d.image_dir or "", d.eval_annotation_json, skip_invalid=d.skip_invalid
+            )
     if train_ds is not None and d.horizontal_flip:
         train_ds = _Flipped(train_ds, _flip_map(train_ds))
     return train_ds, eval_ds
@@ -182,8 +189,12 @@ def load_initial_weights(model: torch.nn.Module, path: str, preset: str) -> None
 
         source, meta = _io.read_safetensors(p, "model.weights")
         if "config" in meta:  # a native model file: its config must at least be one
-            _io.build_config(ModelConfig.from_dict, _io.parse_config_json(meta["config"], str(p), "model.weights"),
-                             str(p), "model.weights")
+            _io.build_config(
+                ModelConfig.from_dict,
+                _io.parse_config_json(meta["config"], str(p), "model.weights"),
+                str(p),
+                "model.weights",
+            )
     own = model.state_dict()
     matched = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
     model.load_state_dict(matched, strict=False)
@@ -378,8 +389,18 @@ def _setup(cfg: TrainConfig, info: DistInfo, model, train_dataset, eval_dataset,
     if s.amp == "fp16" and device.type != "cuda":
         raise ValueError("solver.amp='fp16' needs CUDA; use 'bf16' on CPU")
     scaler = torch.amp.GradScaler("cuda") if s.amp == "fp16" else None
-    return _Run(cfg, info, out, model, optimizer, scheduler, scaler, _MetricsWriter(out, info.is_main),
-                train_dataset, eval_dataset)
+    return _Run(
+        cfg,
+        info,
+        out,
+        model,
+        optimizer,
+        scheduler,
+        scaler,
+        _MetricsWriter(out, info.is_main),
+        train_dataset,
+        eval_dataset,
+    )
 
 
 def _restore(run: _Run) -> None:
@@ -432,7 +453,13 @@ def _loop(run: _Run):
     ddp_model = _wrap_ddp(run)
     order = GlobalOrder(len(run.train_dataset), cfg.seed)
     batch_sampler = TrainBatchSampler(
-        order, s.batch_size, info.world_size, info.rank, s.grad_accum_steps, run.start_iter, s.max_iter,
+        order,
+        s.batch_size,
+        info.world_size,
+        info.rank,
+        s.grad_accum_steps,
+        run.start_iter,
+        s.max_iter,
         run.start_position,
     )
     loader = torch.utils.data.DataLoader(
@@ -457,8 +484,18 @@ def _loop(run: _Run):
             iteration = it + 1
             logger.add(iteration, lr, step_losses, data_time)
             if iteration % cfg.checkpoint_period == 0 or iteration == s.max_iter:
-                _save(cfg, info, run.out, run.model, run.optimizer, run.scheduler, run.scaler, iteration, order,
-                      batch_sampler)
+                _save(
+                    cfg,
+                    info,
+                    run.out,
+                    run.model,
+                    run.optimizer,
+                    run.scheduler,
+                    run.scaler,
+                    iteration,
+                    order,
+                    batch_sampler,
+                )
     finally:
         if bar is not None:
             bar.close()

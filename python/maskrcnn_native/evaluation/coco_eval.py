@@ -79,6 +79,7 @@ class EvalResult(dict):
 
     def to_json(self, path: Optional[str] = None, *, include_per_class: bool = True) -> str:
         """Strict JSON (nan -> null); written to ``path`` when given."""
+
         def clean(v):
             if isinstance(v, float) and not math.isfinite(v):
                 return None
@@ -128,8 +129,10 @@ def to_coco_api(dataset_or_coco: Any) -> COCO:
 
     for attr in ("class_names", "label_to_category_id"):
         if not hasattr(dataset_or_coco, attr):
-            raise TypeError(f"to_coco_api: {type(dataset_or_coco).__name__} has no {attr!r}; "
-                            "pass a COCO object or a dataset of maskrcnn_native.data")
+            raise TypeError(
+                f"to_coco_api: {type(dataset_or_coco).__name__} has no {attr!r}; "
+                "pass a COCO object or a dataset of maskrcnn_native.data"
+            )
     data = coco_dict(dataset_or_coco)
     with contextlib.redirect_stdout(io.StringIO()):
         coco = COCO()
@@ -159,8 +162,10 @@ def _normalize_predictions(predictions: Any, l2c: Mapping[int, int]) -> List[dic
     out: List[dict] = []
     for entry in items:
         if not (isinstance(entry, (tuple, list)) and len(entry) == 2):
-            raise TypeError("evaluate_detections: predictions must be COCO result dicts, "
-                            "{image_id: detections} or [(image_id, detections), ...]")
+            raise TypeError(
+                "evaluate_detections: predictions must be COCO result dicts, "
+                "{image_id: detections} or [(image_id, detections), ...]"
+            )
         out.extend(detections_to_coco(entry[1], int(entry[0]), l2c))
     return out
 
@@ -169,8 +174,11 @@ def _load_results(gt: COCO, results: List[dict], iou_type: str) -> COCO:
     if not results:
         with contextlib.redirect_stdout(io.StringIO()):
             res = COCO()
-            res.dataset = {"images": list(gt.dataset["images"]), "categories": copy.deepcopy(gt.dataset["categories"]),
-                           "annotations": []}
+            res.dataset = {
+                "images": list(gt.dataset["images"]),
+                "categories": copy.deepcopy(gt.dataset["categories"]),
+                "annotations": [],
+            }
             res.createIndex()
         return res
     if iou_type == "segm":
@@ -253,15 +261,20 @@ def evaluate_detections(
 def _check_ids(coco: COCO, results: List[dict]) -> None:
     bad = {r["image_id"] for r in results} - set(coco.getImgIds())
     if bad:
-        raise ValueError(f"evaluate_detections: predictions for image ids not in the ground truth: "
-                         f"{sorted(bad)[:10]}")
+        raise ValueError(f"evaluate_detections: predictions for image ids not in the ground truth: {sorted(bad)[:10]}")
     bad_cats = {r["category_id"] for r in results} - set(coco.getCatIds())
     if bad_cats:
         raise ValueError(f"evaluate_detections: predictions with unknown category ids {sorted(bad_cats)}")
 
 
-def _run_cocoeval(coco: COCO, results: List[dict], iou_type: str, image_ids: Optional[Sequence[int]],
-                  keypoint_sigmas: Optional[Sequence[float]], dataset_sigmas: Optional[Sequence[float]]):
+def _run_cocoeval(
+    coco: COCO,
+    results: List[dict],
+    iou_type: str,
+    image_ids: Optional[Sequence[int]],
+    keypoint_sigmas: Optional[Sequence[float]],
+    dataset_sigmas: Optional[Sequence[float]],
+):
     """COCOeval evaluated, accumulated and summarised for one iou type (its
     ``summarize()`` text in ``summary_text``), or None (with a warning) when
     the predictions or the ground truth cannot be scored for it."""
@@ -407,12 +420,13 @@ def predict_dataset(
     try:
         with torch.no_grad():
             for start in range(0, len(idx), batch_size):
-                batch = [dataset[i] for i in idx[start:start + batch_size]]
+                batch = [dataset[i] for i in idx[start : start + batch_size]]
                 images = [b[0] for b in batch]
                 dets = model.predict(images, **kwargs)
                 if len(dets) != len(images):
-                    raise RuntimeError(f"predict_dataset: model.predict returned {len(dets)} results "
-                                       f"for {len(images)} images")
+                    raise RuntimeError(
+                        f"predict_dataset: model.predict returned {len(dets)} results for {len(images)} images"
+                    )
                 for (image, target), det in zip(batch, dets):
                     iid = int(target["image_id"])
                     image_ids.append(iid)
@@ -450,14 +464,22 @@ def evaluate(
     n = len(dataset) if max_images is None else min(len(dataset), int(max_images))
     if iou_types is None:
         iou_types = ("bbox", "segm") + (("keypoints",) if getattr(dataset, "with_keypoints", False) else ())
-    results, image_ids = predict_dataset(model, dataset, indices=range(n), batch_size=batch_size,
-                                         progress=progress, predict_kwargs=predict_kwargs, return_image_ids=True)
+    results, image_ids = predict_dataset(
+        model,
+        dataset,
+        indices=range(n),
+        batch_size=batch_size,
+        progress=progress,
+        predict_kwargs=predict_kwargs,
+        return_image_ids=True,
+    )
     results_json = None
     if out_dir is not None:
         os.makedirs(out_dir, exist_ok=True)
         results_json = os.path.join(out_dir, "coco_results.json")
-    out = evaluate_detections(results, dataset, iou_types, image_ids=image_ids, results_json=results_json,
-                              verbose=verbose)
+    out = evaluate_detections(
+        results, dataset, iou_types, image_ids=image_ids, results_json=results_json, verbose=verbose
+    )
     if out_dir is not None:
         out.to_json(os.path.join(out_dir, "metrics.json"))
         _atomic_write(os.path.join(out_dir, "per_class_AP.txt"), out.table + "\n")

@@ -89,10 +89,19 @@ def _masks_tensor(masks: Any, n: int, size: Tuple[int, int]) -> Optional[Tensor]
     return (m > 0.5).to(torch.uint8) if m.dtype != torch.bool else m.to(torch.uint8)
 
 
-def merge_detections(boxes: Tensor, scores: Tensor, labels: Tensor, masks: Optional[Tensor] = None,
-                     keypoints: Optional[Tensor] = None, *, nms_threshold: float = 0.5, match_iou: float = 0.5,
-                     mask_threshold: float = 0.5, detections_per_image: int = 100,
-                     image_size: Tuple[int, int] = (0, 0)) -> Instances:
+def merge_detections(
+    boxes: Tensor,
+    scores: Tensor,
+    labels: Tensor,
+    masks: Optional[Tensor] = None,
+    keypoints: Optional[Tensor] = None,
+    *,
+    nms_threshold: float = 0.5,
+    match_iou: float = 0.5,
+    mask_threshold: float = 0.5,
+    detections_per_image: int = 100,
+    image_size: Tuple[int, int] = (0, 0),
+) -> Instances:
     """Merge candidates from several augmentations (see the module docstring).
 
     boxes [N, 4] XYXY, scores [N], labels [N], masks [N, H, W] (binary or
@@ -101,8 +110,9 @@ def merge_detections(boxes: Tensor, scores: Tensor, labels: Tensor, masks: Optio
     bool [D, H, W], keypoints [D, P, 3]) sorted by score.
     """
     boxes = boxes.float()
-    keep = ops.batched_nms(boxes.contiguous(), scores.float().contiguous(), labels.long().contiguous(),
-                           nms_threshold)[:detections_per_image]
+    keep = ops.batched_nms(boxes.contiguous(), scores.float().contiguous(), labels.long().contiguous(), nms_threshold)[
+        :detections_per_image
+    ]
     kb = boxes[keep]
     out = Instances(boxes=kb, scores=scores[keep].float(), labels=labels[keep].long(), image_size=image_size)
     if len(keep) == 0:
@@ -129,11 +139,21 @@ def merge_detections(boxes: Tensor, scores: Tensor, labels: Tensor, masks: Optio
     return out
 
 
-def predict_tta(model: Any, images: Sequence[Tensor], scales: Sequence[int] = (400, 500, 600, 700, 800),
-                flip: bool = True, *, max_size: Optional[int] = 1333, flip_map: Optional[Sequence[int]] = None,
-                nms_threshold: float = 0.5, match_iou: float = 0.5, mask_threshold: float = 0.5,
-                score_threshold: float = 0.0, detections_per_image: int = 100,
-                predict_kwargs: Optional[Mapping[str, Any]] = None) -> List[Detections]:
+def predict_tta(
+    model: Any,
+    images: Sequence[Tensor],
+    scales: Sequence[int] = (400, 500, 600, 700, 800),
+    flip: bool = True,
+    *,
+    max_size: Optional[int] = 1333,
+    flip_map: Optional[Sequence[int]] = None,
+    nms_threshold: float = 0.5,
+    match_iou: float = 0.5,
+    mask_threshold: float = 0.5,
+    score_threshold: float = 0.0,
+    detections_per_image: int = 100,
+    predict_kwargs: Optional[Mapping[str, Any]] = None,
+) -> List[Detections]:
     """Multi-scale (+ horizontal flip) inference merged per image.
 
     Args:
@@ -160,18 +180,39 @@ def predict_tta(model: Any, images: Sequence[Tensor], scales: Sequence[int] = (4
     results = []
     for image in images:
         H, W = int(image.shape[-2]), int(image.shape[-1])
-        cands = [_run_one(model, image, int(s), flipped, max_size, by_kwarg, kwargs, flip_map, score_threshold)
-                 for s in scales for flipped in ((False, True) if flip else (False,))]
+        cands = [
+            _run_one(model, image, int(s), flipped, max_size, by_kwarg, kwargs, flip_map, score_threshold)
+            for s in scales
+            for flipped in ((False, True) if flip else (False,))
+        ]
         c = Instances.cat(cands, image_size=(H, W))
-        merged = merge_detections(c.boxes, c.scores, c.labels, c.masks, c.keypoints, nms_threshold=nms_threshold,
-                                  match_iou=match_iou, mask_threshold=mask_threshold,
-                                  detections_per_image=detections_per_image, image_size=(H, W))
+        merged = merge_detections(
+            c.boxes,
+            c.scores,
+            c.labels,
+            c.masks,
+            c.keypoints,
+            nms_threshold=nms_threshold,
+            match_iou=match_iou,
+            mask_threshold=mask_threshold,
+            detections_per_image=detections_per_image,
+            image_size=(H, W),
+        )
         results.append(Detections.coerce(merged))
     return results
 
 
-def _run_one(model: Any, image: Tensor, size: int, flipped: bool, max_size: Optional[int], by_kwarg: bool,
-             kwargs: Mapping[str, Any], flip_map: Optional[Sequence[int]], score_threshold: float) -> Instances:
+def _run_one(
+    model: Any,
+    image: Tensor,
+    size: int,
+    flipped: bool,
+    max_size: Optional[int],
+    by_kwarg: bool,
+    kwargs: Mapping[str, Any],
+    flip_map: Optional[Sequence[int]],
+    score_threshold: float,
+) -> Instances:
     """One augmentation of one image -> its candidates in the original frame."""
     H, W = int(image.shape[-2]), int(image.shape[-1])
     x = image.flip(-1) if flipped else image
@@ -180,14 +221,21 @@ def _run_one(model: Any, image: Tensor, size: int, flipped: bool, max_size: Opti
         det = model.predict([x], min_size=size, max_size=max_size, **kwargs)[0]
     else:
         frame = resized_shape(H, W, size, max_size)
-        x = F.interpolate(x[None], size=frame, mode="bilinear", align_corners=False,
-                          antialias=frame[0] < H)[0].clamp(0, 1)
+        x = F.interpolate(x[None], size=frame, mode="bilinear", align_corners=False, antialias=frame[0] < H)[0].clamp(
+            0, 1
+        )
         det = model.predict([x], **kwargs)[0]
     return _to_original_frame(Instances.coerce(det), frame, (H, W), flipped, flip_map, score_threshold)
 
 
-def _to_original_frame(det: Instances, frame: Tuple[int, int], orig: Tuple[int, int], flipped: bool,
-                       flip_map: Optional[Sequence[int]], score_threshold: float) -> Instances:
+def _to_original_frame(
+    det: Instances,
+    frame: Tuple[int, int],
+    orig: Tuple[int, int],
+    flipped: bool,
+    flip_map: Optional[Sequence[int]],
+    score_threshold: float,
+) -> Instances:
     H, W = orig
     boxes = det.boxes.float().reshape(-1, 4).cpu()
     scores = det.scores.float().reshape(-1).cpu()
@@ -205,13 +253,19 @@ def _to_original_frame(det: Instances, frame: Tuple[int, int], orig: Tuple[int, 
     kps = det.keypoints
     if kps is not None:
         kps = _unflip_keypoints(kps.float().cpu().clone(), sx, sy, W, flipped, flip_map)
-    return Instances(boxes=boxes[keep], scores=scores[keep], labels=labels[keep],
-                     masks=masks[keep] if masks is not None else None,
-                     keypoints=kps[keep] if kps is not None else None, image_size=(H, W))
+    return Instances(
+        boxes=boxes[keep],
+        scores=scores[keep],
+        labels=labels[keep],
+        masks=masks[keep] if masks is not None else None,
+        keypoints=kps[keep] if kps is not None else None,
+        image_size=(H, W),
+    )
 
 
-def _unflip_keypoints(kps: Tensor, sx: float, sy: float, W: int, flipped: bool,
-                      flip_map: Optional[Sequence[int]]) -> Tensor:
+def _unflip_keypoints(
+    kps: Tensor, sx: float, sy: float, W: int, flipped: bool, flip_map: Optional[Sequence[int]]
+) -> Tensor:
     """Keypoints [D, P, 3] scaled by (sx, sy) and, when ``flipped``, mirrored
     in an image of width W with left/right ids swapped by ``flip_map``."""
     kps[..., 0] *= sx

@@ -4,5 +4,12 @@ from .config import PRESETS, ModelConfig, build_config
 from .layers import set_training_memory_format, training_memory_format
 from .meta_arch import MaskRCNN, Model
 
-__all__ = ["PRESETS", "ModelConfig", "build_config", "MaskRCNN", "Model", "set_training_memory_format",
-           "training_memory_format"]
+__all__ = [
+    "PRESETS",
+    "ModelConfig",
+    "build_config",
+    "MaskRCNN",
+    "Model",
+    "set_training_memory_format",
+    "training_memory_format",
+]

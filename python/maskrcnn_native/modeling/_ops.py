@@ -26,7 +26,7 @@ paste_masks = _native.paste_masks
 
 def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     """IoU matrix [N, M] of XYXY boxes [N, 4] and [M, 4] (tensor in, tensor out)."""
-    return cast(Tensor, _native.box_iou(boxes1, boxes2))
+    return _native.box_iou(boxes1, boxes2)
 
 
 def encode_boxes(reference_boxes: Tensor, proposals: Tensor, weights: Sequence[float]) -> Tensor:
@@ -42,10 +42,10 @@ def cell_anchors(sizes: Sequence[int], aspect_ratios: Sequence[float]) -> Tensor
 def grid_anchors(base: Tensor, grid_size: Tuple[int, int], stride: Tuple[int, int]) -> Tensor:
     """Anchors [H*W*A, 4] for a feature map of ``grid_size`` (H, W) with
     ``stride`` (sy, sx): location-major, then anchor (torchvision's order)."""
-    return cast(Tensor, _native.grid_anchors(base, tuple(grid_size), tuple(stride)))
+    return _native.grid_anchors(base, [int(g) for g in grid_size], [float(s) for s in stride])
 
 
-def decode_boxes(codes: Tensor, boxes: Tensor, weights: Sequence[float],
-                 clamp: float = DEFAULT_SCALE_CLAMP) -> Tensor:
+def decode_boxes(codes: Tensor, boxes: Tensor, weights: Sequence[float], clamp: float = DEFAULT_SCALE_CLAMP) -> Tensor:
     """Apply codes [N, 4*C] to boxes [N, 4] -> [N, 4*C] XYXY (torchvision BoxCoder)."""
-    return cast(Tensor, _native.decode_boxes(codes, boxes.to(codes.dtype), weights, clamp=clamp))
+    wx, wy, ww, wh = (float(w) for w in weights)
+    return _native.decode_boxes(codes, boxes.to(codes.dtype), (wx, wy, ww, wh), clamp=clamp)

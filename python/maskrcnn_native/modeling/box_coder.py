@@ -28,7 +28,9 @@ class BoxCoder:
     def decode(self, codes: Tensor, boxes: Tensor) -> Tensor:
         """codes [N, 4*C] applied to boxes [N, 4] -> [N, C, 4] XYXY."""
         if codes.dim() != 2 or codes.shape[0] != boxes.shape[0] or codes.shape[1] % 4:
-            raise ValueError(f"BoxCoder.decode: codes must be [N, 4*C] for boxes [N, 4], got "
-                             f"{list(codes.shape)} and {list(boxes.shape)}")
+            raise ValueError(
+                f"BoxCoder.decode: codes must be [N, 4*C] for boxes [N, 4], got "
+                f"{list(codes.shape)} and {list(boxes.shape)}"
+            )
         out = _ops.decode_boxes(codes, boxes, self.weights, clamp=self.scale_clamp)
         return out.reshape(boxes.shape[0], codes.shape[1] // 4, 4)

@@ -165,7 +165,8 @@ class ModelConfig:
         if self.pretrained_backbone:
             raise ValueError(
                 "ModelConfig: pretrained_backbone=True is not supported (this package never downloads); "
-                "load weights with Model.from_torchvision(...) instead")
+                "load weights with Model.from_torchvision(...) instead"
+            )
         if not 0 <= self.trainable_layers <= 5:
             raise ValueError(f"ModelConfig: trainable_layers must be in 0..5, got {self.trainable_layers}")
         if self.arch == "fpn" and len(self.anchor_sizes) != 5:
@@ -182,7 +183,7 @@ class ModelConfig:
 
     @property
     def block(self) -> str:
-        """"bottleneck" or "basic", from the preset's depth."""
+        """ "bottleneck" or "basic", from the preset's depth."""
         return _BACKBONES[self.backbone][0]
 
     @property
@@ -252,11 +253,13 @@ for _name in list(PRESETS):
     # Keypoint R-CNN variants: person + background, masks off as torchvision's
     # keypointrcnn_resnet50_fpn, multi-scale training sizes.
     PRESETS[_name + "-KP"] = PRESETS[_name].replace(
-        keypoints=True, masks=False, num_classes=2, min_size=(640, 672, 704, 736, 768, 800))
+        keypoints=True, masks=False, num_classes=2, min_size=(640, 672, 704, 736, 768, 800)
+    )
 
 
-def build_config(preset_or_config: Union[str, ModelConfig, Dict[str, Any], None] = "R50-FPN",
-                 **overrides) -> ModelConfig:
+def build_config(
+    preset_or_config: Union[str, ModelConfig, Dict[str, Any], None] = "R50-FPN", **overrides
+) -> ModelConfig:
     """Resolve a preset name, a ``ModelConfig`` or a dict, then apply overrides."""
     if preset_or_config is None:
         base = PRESETS["R50-FPN"]

@@ -23,8 +23,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["ShapeSpec", "FrozenBatchNorm2d", "NORMS", "make_norm", "conv_bn", "conv2d", "activation_format",
-           "training_memory_format", "set_training_memory_format", "frozen_bn_calibration"]
+__all__ = [
+    "ShapeSpec",
+    "FrozenBatchNorm2d",
+    "NORMS",
+    "make_norm",
+    "conv_bn",
+    "conv2d",
+    "activation_format",
+    "training_memory_format",
+    "set_training_memory_format",
+    "frozen_bn_calibration",
+]
 
 
 @dataclass(frozen=True)
@@ -203,8 +213,7 @@ def conv_bn(x: Tensor, conv: Any, bn: Any) -> Tensor:
     as one convolution with folded weights; BatchNorm in training mode and
     GroupNorm run after the convolution."""
     if isinstance(bn, FrozenBatchNorm2d) and bn.calibrating:
-        return bn.calibrate_(F.conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation,
-                                      conv.groups))
+        return bn.calibrate_(F.conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups))
     if isinstance(bn, nn.GroupNorm) or (isinstance(bn, nn.BatchNorm2d) and bn.training):
         return bn(conv2d(x, conv.weight, conv.bias, conv))
     if not torch.is_grad_enabled() or not (conv.weight.requires_grad or bn.weight.requires_grad):
@@ -236,8 +245,15 @@ def conv2d(x: Tensor, weight: Tensor, bias: Optional[Tensor], conv: nn.Conv2d) -
     slower there, forward and backward (fwd+bwd measured on 2x256x200x304,
     256 -> 256: 360 vs 300 ms; 64 -> 256: 184 vs 107 ms; on maps of 50x76 and
     smaller oneDNN wins, hence the size cut). Same products, summation order aside."""
-    if (conv.kernel_size == (1, 1) and conv.stride == (1, 1) and conv.padding == (0, 0) and conv.groups == 1
-            and x.dim() == 4 and x.is_contiguous() and x.shape[2] * x.shape[3] >= _GEMM_MIN_PIXELS):
+    if (
+        conv.kernel_size == (1, 1)
+        and conv.stride == (1, 1)
+        and conv.padding == (0, 0)
+        and conv.groups == 1
+        and x.dim() == 4
+        and x.is_contiguous()
+        and x.shape[2] * x.shape[3] >= _GEMM_MIN_PIXELS
+    ):
         n, _, h, w = x.shape
         w2 = weight.flatten(1).expand(n, -1, -1)
         y = torch.bmm(w2, x.flatten(2)) if bias is None else torch.baddbmm(bias[None, :, None], w2, x.flatten(2))

@@ -29,8 +29,9 @@ def resize_image(image: Tensor, min_size: int, max_size: int) -> Tensor:
     s = min(min_size / min(H, W), max_size / max(H, W))."""
     h, w = image.shape[-2:]
     s = _scale_factor(h, w, min_size, max_size)
-    return F.interpolate(image[None], scale_factor=s, mode="bilinear", recompute_scale_factor=True,
-                         align_corners=False)[0]
+    return F.interpolate(
+        image[None], scale_factor=s, mode="bilinear", recompute_scale_factor=True, align_corners=False
+    )[0]
 
 
 def _ratios(from_size: Tuple[int, int], to_size: Tuple[int, int], like: Tensor) -> Tuple[Tensor, Tensor]:
@@ -38,9 +39,11 @@ def _ratios(from_size: Tuple[int, int], to_size: Tuple[int, int], like: Tensor) 
     so imported weights give its answers), on ``like``'s device."""
     dev = like.device
     rh = torch.tensor(to_size[0], dtype=torch.float32, device=dev) / torch.tensor(
-        from_size[0], dtype=torch.float32, device=dev)
+        from_size[0], dtype=torch.float32, device=dev
+    )
     rw = torch.tensor(to_size[1], dtype=torch.float32, device=dev) / torch.tensor(
-        from_size[1], dtype=torch.float32, device=dev)
+        from_size[1], dtype=torch.float32, device=dev
+    )
     return rh, rw
 
 
@@ -82,10 +85,8 @@ class Preprocessor(nn.Module):
         self.min_size: Tuple[int, ...] = cfg.min_size if isinstance(cfg.min_size, tuple) else (int(cfg.min_size),)
         self.max_size: int = cfg.max_size
         self.size_divisible: int = cfg.size_divisible
-        self.register_buffer("mean", torch.tensor(cfg.image_mean, dtype=torch.float32).view(3, 1, 1),
-                             persistent=False)
-        self.register_buffer("std", torch.tensor(cfg.image_std, dtype=torch.float32).view(3, 1, 1),
-                             persistent=False)
+        self.register_buffer("mean", torch.tensor(cfg.image_mean, dtype=torch.float32).view(3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(cfg.image_std, dtype=torch.float32).view(3, 1, 1), persistent=False)
 
     def _pick_size(self, training: bool) -> int:
         if training:
@@ -95,24 +96,32 @@ class Preprocessor(nn.Module):
             return self.min_size[k]
         return self.min_size[-1]
 
-    def _resize_target(self, t: Dict[str, Tensor], hw: Tuple[int, int], new_hw: Tuple[int, int], size: int,
-                       max_size: int) -> Dict[str, Tensor]:
+    def _resize_target(
+        self, t: Dict[str, Tensor], hw: Tuple[int, int], new_hw: Tuple[int, int], size: int, max_size: int
+    ) -> Dict[str, Tensor]:
         t = dict(t)
         dtype, dev = self.mean.dtype, self.mean.device
         if "boxes" in t:
             t["boxes"] = scale_boxes(t["boxes"].to(device=dev, dtype=dtype), hw, new_hw)
         if "masks" in t and t["masks"].shape[0] > 0:
             s = _scale_factor(hw[0], hw[1], size, max_size)
-            t["masks"] = F.interpolate(t["masks"][:, None].float(), scale_factor=s,
-                                       recompute_scale_factor=True)[:, 0].byte()
+            t["masks"] = F.interpolate(t["masks"][:, None].float(), scale_factor=s, recompute_scale_factor=True)[
+                :, 0
+            ].byte()
         elif "masks" in t:
             t["masks"] = t["masks"].new_zeros((0,) + tuple(new_hw), dtype=torch.uint8)
         if "keypoints" in t:
             t["keypoints"] = scale_keypoints(t["keypoints"].to(device=dev, dtype=dtype), hw, new_hw)
         return t
 
-    def forward(self, images: List[Tensor], targets: Optional[List[Dict[str, Tensor]]] = None,
-                training: bool = False, size: Optional[int] = None, max_size: Optional[int] = None):
+    def forward(
+        self,
+        images: List[Tensor],
+        targets: Optional[List[Dict[str, Tensor]]] = None,
+        training: bool = False,
+        size: Optional[int] = None,
+        max_size: Optional[int] = None,
+    ):
         """See the class docstring: (ImageList, resized targets, original sizes)."""
         out_imgs, out_tgts, orig = [], [], []
         cap = self.max_size if max_size is None else int(max_size)
@@ -128,7 +137,6 @@ class Preprocessor(nn.Module):
             x = resize_image(x, s, cap)
             out_imgs.append(x)
             if targets is not None:
-                out_tgts.append(self._resize_target(targets[i], (h, w), (int(x.shape[-2]), int(x.shape[-1])), s,
-                                                    cap))
+                out_tgts.append(self._resize_target(targets[i], (h, w), (int(x.shape[-2]), int(x.shape[-1])), s, cap))
         batch = ImageList.from_tensors(out_imgs, self.size_divisible)
         return batch, (out_tgts if targets is not None else None), orig

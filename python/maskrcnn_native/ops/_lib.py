@@ -29,9 +29,7 @@ def feature_layout_ok(t: torch.Tensor) -> bool:
 
 def wants_channels_last(t: torch.Tensor) -> bool:
     """Outputs follow the input: channels_last when the input is stored that way."""
-    return t.dim() == 4 and (not t.is_contiguous()) and t.is_contiguous(
-        memory_format=torch.channels_last
-    )
+    return t.dim() == 4 and (not t.is_contiguous()) and t.is_contiguous(memory_format=torch.channels_last)
 
 
 def as_feature_map(t: torch.Tensor) -> torch.Tensor:
@@ -82,16 +80,18 @@ def check_tensor(op: str, arg: str, t: Any, allowed=FLOATS) -> None:
     if t.is_quantized:
         raise DTypeError(f"{op}: {arg} must be {_allowed_str(allowed)}, got quantized {dtype_str(t.dtype)}")
     if t.device.type == "meta":
-        raise DTypeError(f"{op}: {arg} is a meta tensor (no data); use torch.compile / FakeTensor "
-                         f"tracing for shape-only runs")
+        raise DTypeError(
+            f"{op}: {arg} is a meta tensor (no data); use torch.compile / FakeTensor tracing for shape-only runs"
+        )
     if t.dtype not in allowed:
         raise DTypeError(f"{op}: {arg} must be {_allowed_str(allowed)}, got {dtype_str(t.dtype)}")
 
 
 def check_same_dtype(op: str, arg: str, t: torch.Tensor, ref_arg: str, ref: torch.Tensor) -> None:
     if t.dtype != ref.dtype:
-        raise DTypeError(f"{op}: {arg} must have the same dtype as {ref_arg} ({dtype_str(ref.dtype)}), "
-                         f"got {dtype_str(t.dtype)}")
+        raise DTypeError(
+            f"{op}: {arg} must have the same dtype as {ref_arg} ({dtype_str(ref.dtype)}), got {dtype_str(t.dtype)}"
+        )
 
 
 def compute_dtype(t: torch.Tensor) -> torch.dtype:

@@ -36,15 +36,19 @@ def _kind(v: Any) -> str:
     return type(v).__name__
 
 
-def integer(op: str, arg: str, v: Any, lo: Optional[int] = None, hi: Optional[int] = None,
-            what: str = "") -> int:
+def integer(op: str, arg: str, v: Any, lo: Optional[int] = None, hi: Optional[int] = None, what: str = "") -> int:
     """A Python/NumPy integer (or an integral float) within [lo, hi]."""
     if isinstance(v, bool) or not isinstance(v, (numbers.Integral, numbers.Real)):
         try:  # 0-d integer tensors and arrays
             import torch
 
-            if isinstance(v, torch.Tensor) and v.dim() == 0 and not v.is_floating_point() \
-                    and v.dtype is not torch.bool and not v.is_complex():
+            if (
+                isinstance(v, torch.Tensor)
+                and v.dim() == 0
+                and not v.is_floating_point()
+                and v.dtype is not torch.bool
+                and not v.is_complex()
+            ):
                 v = int(v.item())
             elif isinstance(v, np.ndarray) and v.ndim == 0 and v.dtype.kind in "iu":
                 v = int(v)
@@ -73,8 +77,11 @@ def real(op: str, arg: str, v: Any, *, finite: bool = True) -> float:
         try:
             import torch
 
-            if isinstance(v, (torch.Tensor, np.ndarray)) and getattr(v, "ndim", 1) == 0 \
-                    and not getattr(v, "is_complex", lambda: np.iscomplexobj(v))():
+            if (
+                isinstance(v, (torch.Tensor, np.ndarray))
+                and getattr(v, "ndim", 1) == 0
+                and not getattr(v, "is_complex", lambda: np.iscomplexobj(v))()
+            ):
                 v = float(v.item())
             else:
                 raise DTypeError(f"{op}: {arg} must be a number, got {_kind(v)}")
@@ -117,8 +124,10 @@ def elements(op: str, what: str, shape: Sequence[int]) -> None:
     for s in shape:
         n *= max(int(s), 0)
     if n > MAX_OUTPUT_ELEMENTS:
-        raise ShapeError(f"{op}: {what} would have shape {list(int(s) for s in shape)} = {n} elements, "
-                         f"over the limit of {MAX_OUTPUT_ELEMENTS}")
+        raise ShapeError(
+            f"{op}: {what} would have shape {list(int(s) for s in shape)} = {n} elements, "
+            f"over the limit of {MAX_OUTPUT_ELEMENTS}"
+        )
 
 
 _NP_FLOATS = (np.float16, np.float32, np.float64)
@@ -132,8 +141,12 @@ def array(op: str, arg: str, a: Any, ints: bool = False) -> None:
         return
     kinds = _NP_FLOATS + (_NP_INTS if ints else ())
     if a.dtype.type not in kinds:
-        raise DTypeError(f"{op}: {arg} must be a NumPy array of "
-                         f"{'float16/32/64 or int' if ints else 'float16, float32 or float64'}, got {a.dtype}")
+        raise DTypeError(
+            f"{op}: {arg} must be a NumPy array of "
+            f"{'float16/32/64 or int' if ints else 'float16, float32 or float64'}, got {a.dtype}"
+        )
     if not a.dtype.isnative:
-        raise DTypeError(f"{op}: {arg} has non-native byte order ({a.dtype.str}); "
-                         f"convert it with a.astype(a.dtype.newbyteorder('='))")
+        raise DTypeError(
+            f"{op}: {arg} has non-native byte order ({a.dtype.str}); "
+            f"convert it with a.astype(a.dtype.newbyteorder('='))"
+        )

@@ -61,11 +61,14 @@ def _pair(op: str, arg: str, v, cast) -> Tuple:
     """(h, w) from a number or a pair: ints (grid sizes, refusing non-integers
     and sizes over MAX_IMAGE_SIDE) or finite floats (strides)."""
     if cast is int:
+
         def conv(name, x):
             return _V.integer(op, name, x, None, _V.MAX_IMAGE_SIDE, " cells")
     else:
+
         def conv(name, x):
             return _V.real(op, name, x, finite=False)
+
     if isinstance(v, Tensor) or is_numpy(v):
         v = v.tolist()
     if isinstance(v, (int, float)) and not isinstance(v, bool):
@@ -137,8 +140,9 @@ def clear_anchor_cache() -> None:
 
 
 @torch.library.custom_op("maskrcnn_native::grid_anchors", mutates_args=())
-def _grid_anchors_op(cell_anchors: Tensor, grid_h: int, grid_w: int, stride_h: float, stride_w: float,
-                     offset: float, use_cache: bool) -> Tensor:
+def _grid_anchors_op(
+    cell_anchors: Tensor, grid_h: int, grid_w: int, stride_h: float, stride_w: float, offset: float, use_cache: bool
+) -> Tensor:
     cell = cell_anchors.detach().contiguous()
     a = cell.shape[0] if cell.dim() == 2 else 0
 
@@ -154,13 +158,16 @@ def _grid_anchors_op(cell_anchors: Tensor, grid_h: int, grid_w: int, stride_h: f
 
 @_grid_anchors_op.register_fake
 def _(cell_anchors, grid_h, grid_w, stride_h, stride_w, offset, use_cache):
-    torch._check(cell_anchors.dim() == 2 and cell_anchors.shape[1] == 4,
-                 lambda: "grid_anchors: cell_anchors must have shape [A, 4]")
+    torch._check(
+        cell_anchors.dim() == 2 and cell_anchors.shape[1] == 4,
+        lambda: "grid_anchors: cell_anchors must have shape [A, 4]",
+    )
     return cell_anchors.new_empty((grid_h * grid_w * cell_anchors.shape[0], 4))
 
 
-def grid_anchors(cell_anchors: Tensor, grid_size: List[int], stride: List[float], offset: float = 0.0,
-                 cache: bool = False) -> Tensor:
+def grid_anchors(
+    cell_anchors: Tensor, grid_size: List[int], stride: List[float], offset: float = 0.0, cache: bool = False
+) -> Tensor:
     """Cell anchors shifted over a feature grid.
 
     Args:
@@ -180,8 +187,9 @@ def grid_anchors(cell_anchors: Tensor, grid_size: List[int], stride: List[float]
         Scriptable: there grid_size is [H, W] and stride [sh, sw] (floats).
     """
     if torch.jit.is_scripting():
-        return torch.ops.maskrcnn_native.grid_anchors(cell_anchors, grid_size[0], grid_size[1], stride[0],
-                                                      stride[1], offset, cache)
+        return torch.ops.maskrcnn_native.grid_anchors(
+            cell_anchors, grid_size[0], grid_size[1], stride[0], stride[1], offset, cache
+        )
     h, w = _pair("grid_anchors", "grid_size", grid_size, int)
     sh, sw = _pair("grid_anchors", "stride", stride, float)
     offset = _V.real("grid_anchors", "offset", offset, finite=False)
@@ -196,25 +204,31 @@ def grid_anchors(cell_anchors: Tensor, grid_size: List[int], stride: List[float]
         _C.grid_anchors(cell, h, w, sh, sw, float(offset), out)
         return out
     if not isinstance(cell_anchors, Tensor):
-        raise TypeError(f"grid_anchors: cell_anchors must be a Tensor or a NumPy array, "
-                        f"got {type(cell_anchors).__name__}")
+        raise TypeError(
+            f"grid_anchors: cell_anchors must be a Tensor or a NumPy array, got {type(cell_anchors).__name__}"
+        )
     return torch.ops.maskrcnn_native.grid_anchors(cell_anchors, h, w, sh, sw, float(offset), bool(cache))
 
 
 @torch.library.custom_op("maskrcnn_native::multilevel_grid_anchors", mutates_args=())
-def _multilevel_op(cell_anchors: List[Tensor], grid_sizes: List[int], strides: List[float],
-                   offset: float, use_cache: bool) -> Tensor:
+def _multilevel_op(
+    cell_anchors: List[Tensor], grid_sizes: List[int], strides: List[float], offset: float, use_cache: bool
+) -> Tensor:
     cells = [c.detach().contiguous() for c in cell_anchors]
     n = len(cells)
     hs, ws = grid_sizes[0::2], grid_sizes[1::2]
     shs, sws = strides[0::2], strides[1::2]
     if not (len(hs) == len(ws) == len(shs) == len(sws) == n) or n == 0:
-        raise ValueError(f"multilevel_grid_anchors: need one grid size and one stride per level, got "
-                         f"{n} cell anchor sets, {len(grid_sizes) // 2} grid sizes, {len(strides) // 2} strides")
+        raise ValueError(
+            f"multilevel_grid_anchors: need one grid size and one stride per level, got "
+            f"{n} cell anchor sets, {len(grid_sizes) // 2} grid sizes, {len(strides) // 2} strides"
+        )
     for i, c in enumerate(cells):
         if c.dtype != cells[0].dtype:
-            raise TypeError(f"multilevel_grid_anchors: cell_anchors[{i}] must have the same dtype as "
-                            f"cell_anchors[0] ({cells[0].dtype}), got {c.dtype}")
+            raise TypeError(
+                f"multilevel_grid_anchors: cell_anchors[{i}] must have the same dtype as "
+                f"cell_anchors[0] ({cells[0].dtype}), got {c.dtype}"
+            )
 
     def rows(i: int) -> int:
         a = cells[i].shape[0] if cells[i].dim() == 2 else 0
@@ -225,14 +239,15 @@ def _multilevel_op(cell_anchors: List[Tensor], grid_sizes: List[int], strides: L
         out = torch.empty((sum(counts), 4), dtype=cells[0].dtype, device=cells[0].device)
         start = 0
         for i in range(n):
-            _C.grid_anchors(cells[i], hs[i], ws[i], shs[i], sws[i], offset, out[start:start + counts[i]], stream=_stream(out))
+            _C.grid_anchors(
+                cells[i], hs[i], ws[i], shs[i], sws[i], offset, out[start : start + counts[i]], stream=_stream(out)
+            )
             start += counts[i]
         return out
 
     if not use_cache or any(c.device.type != "cpu" or c.dim() != 2 for c in cells):
         return make()
-    key = ("multi", offset) + tuple(
-        _grid_key(cells[i], hs[i], ws[i], shs[i], sws[i], offset) for i in range(n))
+    key = ("multi", offset) + tuple(_grid_key(cells[i], hs[i], ws[i], shs[i], sws[i], offset) for i in range(n))
     return _cached(key, make)
 
 
@@ -244,8 +259,13 @@ def _(cell_anchors, grid_sizes, strides, offset, use_cache):
     return cell_anchors[0].new_empty((total, 4))
 
 
-def multilevel_grid_anchors(cell_anchors: List[Tensor], grid_sizes: List[List[int]],
-                            strides: List[List[float]], offset: float = 0.0, cache: bool = False) -> Tensor:
+def multilevel_grid_anchors(
+    cell_anchors: List[Tensor],
+    grid_sizes: List[List[int]],
+    strides: List[List[float]],
+    offset: float = 0.0,
+    cache: bool = False,
+) -> Tensor:
     """All FPN levels at once: ``torch.cat([grid_anchors(c, g, s) ...])``.
 
     This is the per-image output of torchvision's ``AnchorGenerator.forward``
@@ -282,8 +302,9 @@ def multilevel_grid_anchors(cell_anchors: List[Tensor], grid_sizes: List[List[in
         _check_grid("multilevel_grid_anchors", None, flat_g[i], flat_g[i + 1])
     offset = _V.real("multilevel_grid_anchors", "offset", offset, finite=False)
     if not isinstance(cell_anchors, (list, tuple)):
-        raise DTypeError(f"multilevel_grid_anchors: cell_anchors must be a list of Tensor[A, 4], "
-                         f"got {type(cell_anchors).__name__}")
+        raise DTypeError(
+            f"multilevel_grid_anchors: cell_anchors must be a list of Tensor[A, 4], got {type(cell_anchors).__name__}"
+        )
     for i, c in enumerate(cell_anchors):
         check_tensor("multilevel_grid_anchors", f"cell_anchors[{i}]", c, (torch.float32, torch.float64))
     if isinstance(cell_anchors, (list, tuple)):
@@ -292,5 +313,4 @@ def multilevel_grid_anchors(cell_anchors: List[Tensor], grid_sizes: List[List[in
             if isinstance(c, Tensor) and c.dim() == 2 and 2 * i + 1 < len(flat_g):
                 total += flat_g[2 * i] * flat_g[2 * i + 1] * c.shape[0]
         _V.elements("multilevel_grid_anchors", "the anchors", (total, 4))
-    return torch.ops.maskrcnn_native.multilevel_grid_anchors(list(cell_anchors), flat_g, flat_s, offset,
-                                                             bool(cache))
+    return torch.ops.maskrcnn_native.multilevel_grid_anchors(list(cell_anchors), flat_g, flat_s, offset, bool(cache))

@@ -52,8 +52,7 @@ def _(reference_boxes, proposals, weights):
     return reference_boxes.new_empty((reference_boxes.shape[0], 4))
 
 
-def encode_boxes(reference_boxes: Array, proposals: Array,
-                 weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0)) -> Array:
+def encode_boxes(reference_boxes: Array, proposals: Array, weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0)) -> Array:
     """Regression targets of ``reference_boxes`` relative to ``proposals``.
 
     torchvision.models.detection._utils.encode_boxes semantics.
@@ -94,9 +93,12 @@ def _(codes, boxes, weights, clamp):
     return codes.new_empty(codes.shape)
 
 
-def decode_boxes(codes: Tensor, boxes: Tensor,
-                 weights: Tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0),
-                 clamp: float = DEFAULT_CLAMP) -> Tensor:
+def decode_boxes(
+    codes: Tensor,
+    boxes: Tensor,
+    weights: Tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0),
+    clamp: float = DEFAULT_CLAMP,
+) -> Tensor:
     """Boxes from regression codes (torchvision BoxCoder.decode_single).
 
     Args:
@@ -113,8 +115,9 @@ def decode_boxes(codes: Tensor, boxes: Tensor,
     if torch.jit.is_scripting():
         if boxes.dtype != codes.dtype:
             boxes = boxes.to(codes.dtype)
-        return torch.ops.maskrcnn_native.decode_boxes(codes, boxes, [weights[0], weights[1], weights[2],
-                                                                     weights[3]], clamp)
+        return torch.ops.maskrcnn_native.decode_boxes(
+            codes, boxes, [weights[0], weights[1], weights[2], weights[3]], clamp
+        )
     w = _weights("decode_boxes", weights)
     clamp = _V.real("decode_boxes", "clamp", clamp, finite=False)
     _V.array("decode_boxes", "codes", codes)

@@ -68,6 +68,7 @@ def _half_pair(op: str, boxes: Tensor, scores: Tensor):
 
 # --------------------------------------------------------------------- nms ----
 
+
 @torch.library.custom_op("maskrcnn_native::nms", mutates_args=())
 def _nms_op(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
     boxes, scores = _half_pair("nms", boxes.detach(), scores.detach())
@@ -121,6 +122,7 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
 
 # ------------------------------------------------------------- batched_nms ----
 
+
 def _int_idxs(idxs):
     if isinstance(idxs, Tensor) and idxs.dtype in (torch.int8, torch.int16, torch.uint8):
         return idxs.to(torch.int64)
@@ -134,15 +136,15 @@ def _batched_nms_op(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: 
     boxes, scores = _half_pair("batched_nms", boxes.detach(), scores.detach())
     boxes = boxes.contiguous()
     keep = torch.empty(_nrows(boxes), dtype=torch.int64, device=boxes.device)
-    count = _C.batched_nms(boxes, scores.contiguous(), idxs.detach().contiguous(), iou_threshold, keep,
-                           stream=_stream(keep))
+    count = _C.batched_nms(
+        boxes, scores.contiguous(), idxs.detach().contiguous(), iou_threshold, keep, stream=_stream(keep)
+    )
     return keep[:count].clone()
 
 
 @_batched_nms_op.register_fake
 def _(boxes, scores, idxs, iou_threshold):
-    torch._check(boxes.dim() == 2 and boxes.shape[1] == 4,
-                 lambda: "batched_nms: boxes must have shape [N, 4]")
+    torch._check(boxes.dim() == 2 and boxes.shape[1] == 4, lambda: "batched_nms: boxes must have shape [N, 4]")
     k = torch.library.get_ctx().new_dynamic_size()
     return boxes.new_empty((k,), dtype=torch.int64)
 
@@ -150,13 +152,11 @@ def _(boxes, scores, idxs, iou_threshold):
 def _batched_nms_numpy(boxes, scores, idxs, iou_threshold):
     boxes = np.ascontiguousarray(boxes)
     keep = np.empty(_np_nrows(boxes), dtype=np.int64)
-    count = _C.batched_nms(boxes, np.ascontiguousarray(scores), np.ascontiguousarray(idxs),
-                           float(iou_threshold), keep)
+    count = _C.batched_nms(boxes, np.ascontiguousarray(scores), np.ascontiguousarray(idxs), float(iou_threshold), keep)
     return keep[:count].copy()
 
 
-def batched_nms(boxes: Tensor, scores: Optional[Tensor], idxs: Optional[Tensor],
-                iou_threshold: float) -> Tensor:
+def batched_nms(boxes: Tensor, scores: Optional[Tensor], idxs: Optional[Tensor], iou_threshold: float) -> Tensor:
     """NMS applied independently per category (torchvision.ops.batched_nms).
 
     Args:
@@ -193,6 +193,7 @@ def batched_nms(boxes: Tensor, scores: Optional[Tensor], idxs: Optional[Tensor],
 
 
 # ----------------------------------------------------------------- box_iou ----
+
 
 @torch.library.custom_op("maskrcnn_native::box_iou", mutates_args=())
 def _box_iou_op(boxes1: Tensor, boxes2: Tensor) -> Tensor:

@@ -86,23 +86,25 @@ class MaskCrops(NamedTuple):
             out = torch.zeros((n, h, w), dtype=dtype, device=self.offsets.device)
         for i, (crop, (x0, y0)) in enumerate(zip(self.masks, self.offsets.tolist())):
             ch, cw = crop.shape
-            out[i, y0:y0 + ch, x0:x0 + cw] = crop
+            out[i, y0 : y0 + ch, x0 : x0 + cw] = crop
         return out
 
 
 # ----------------------------------------------------------- bitmap (op) ----
 
+
 def _out_shape(masks, height: int, width: int) -> Tuple[int, int, int]:
     # Never fails on bad arguments: the native validation words those errors.
     n = masks.shape[0] if masks.ndim >= 1 else 0
-    if not (0 < height < 2 ** 31 and 0 < width < 2 ** 31):
+    if not (0 < height < 2**31 and 0 < width < 2**31):
         return n, 0, 0
     return n, height, width
 
 
 @torch.library.custom_op("maskrcnn_native::paste_masks", mutates_args=())
-def _paste_masks_op(masks: Tensor, boxes: Tensor, height: int, width: int, mode: str,
-                    threshold: Optional[float]) -> Tensor:
+def _paste_masks_op(
+    masks: Tensor, boxes: Tensor, height: int, width: int, mode: str, threshold: Optional[float]
+) -> Tensor:
     half = masks.dtype in HALF
     m, b = _to_compute(masks.detach(), boxes.detach())
     dtype = torch.bool if threshold is not None else m.dtype
@@ -133,6 +135,7 @@ def _(masks, boxes, height, width, mode, threshold):
 
 
 # ------------------------------------------------------------- arguments ----
+
 
 def _image_size(image_size) -> Tuple[int, int]:
     try:
@@ -185,6 +188,7 @@ def _prepare(masks, boxes):
 
 # ----------------------------------------------------------------- crops ----
 
+
 def _crops(masks, boxes, h: int, w: int, mode: str, threshold: Optional[float], numpy: bool):
     """(flat buffer, rects int64 [N, 4], list of crop views)."""
     n = masks.shape[0] if masks.ndim >= 1 else 0
@@ -204,13 +208,14 @@ def _crops(masks, boxes, h: int, w: int, mode: str, threshold: Optional[float], 
     shapes = zip(ch.tolist(), cw.tolist())
     if numpy:
         starts = np.concatenate([[0], np.cumsum(areas)]).astype(np.int64).tolist() if n else [0]
-        crops = [flat[starts[i]:starts[i + 1]].reshape(s) for i, s in enumerate(shapes)]
+        crops = [flat[starts[i] : starts[i + 1]].reshape(s) for i, s in enumerate(shapes)]
     else:
         crops = [part.view(s) for part, s in zip(torch.split(flat, areas), shapes)] if n else []
     return flat, rects, crops
 
 
 # ------------------------------------------------------------------- RLE ----
+
 
 def _rle(flat, rects, h: int, w: int) -> list:
     n = rects.shape[0]
@@ -228,7 +233,7 @@ def _rle(flat, rects, h: int, w: int) -> list:
     lengths = np.empty((n,), dtype=np.int64)
     _C.paste_masks_rle_counts(flat_np, rects_np, counts, lengths, h, w)
     size = [h, w]
-    objs = [{"size": size, "counts": counts[s:s + k]} for s, k in zip(starts[:-1].tolist(), lengths.tolist())]
+    objs = [{"size": size, "counts": counts[s : s + k]} for s, k in zip(starts[:-1].tolist(), lengths.tolist())]
     # pycocotools' rleToString writes past its buffer for a single run of
     # >= 2^24 pixels (an empty mask on a large image): those are encoded here.
     out: list = [None] * n
@@ -264,8 +269,15 @@ def rle_string(counts) -> bytes:
 
 # ---------------------------------------------------------------- public ----
 
-def paste_masks(masks: Tensor, boxes: Tensor, image_size: List[int], mode: str = "aligned",
-                threshold: Optional[float] = 0.5, output: str = "bitmap") -> Tensor:
+
+def paste_masks(
+    masks: Tensor,
+    boxes: Tensor,
+    image_size: List[int],
+    mode: str = "aligned",
+    threshold: Optional[float] = 0.5,
+    output: str = "bitmap",
+) -> Tensor:
     """Pastes per-box mask probabilities into an image (see the module docstring for the modes).
 
     Args:

@@ -60,8 +60,15 @@ def _axis_matrix(start, bin_size, pooled: int, grid: int, size: int, dtype) -> T
     return a
 
 
-def roi_align(input: Tensor, boxes, output_size, spatial_scale: float = 1.0,
-              sampling_ratio: int = -1, aligned: bool = False, _quantize: bool = False) -> Tensor:
+def roi_align(
+    input: Tensor,
+    boxes,
+    output_size,
+    spatial_scale: float = 1.0,
+    sampling_ratio: int = -1,
+    aligned: bool = False,
+    _quantize: bool = False,
+) -> Tensor:
     """Reference RoIAlign. Non-finite RoI coordinates give zeros."""
     ph, pw = (output_size, output_size) if isinstance(output_size, int) else output_size
     rois = _rois_tensor(boxes).to(input.dtype)
@@ -95,8 +102,7 @@ def roi_align(input: Tensor, boxes, output_size, spatial_scale: float = 1.0,
     return out
 
 
-def roi_warp(input: Tensor, boxes, output_size, spatial_scale: float = 1.0,
-             sampling_ratio: int = -1) -> Tensor:
+def roi_warp(input: Tensor, boxes, output_size, spatial_scale: float = 1.0, sampling_ratio: int = -1) -> Tensor:
     """Reference RoIWarp: corners rounded to integer feature coordinates, then RoIAlign."""
     return roi_align(input, boxes, output_size, spatial_scale, sampling_ratio, False, _quantize=True)
 
@@ -112,7 +118,9 @@ def roi_pool(input: Tensor, boxes, output_size, spatial_scale: float = 1.0) -> T
         if not torch.isfinite(r[1:]).all():
             continue
         b = int(r[0].item())
-        xs, ys, xe, ye = [int(v) for v in _round_half_away(r[1:] * torch.tensor(spatial_scale, dtype=input.dtype)).tolist()]
+        xs, ys, xe, ye = [
+            int(v) for v in _round_half_away(r[1:] * torch.tensor(spatial_scale, dtype=input.dtype)).tolist()
+        ]
         rw, rh = max(xe - xs + 1, 1), max(ye - ys + 1, 1)
         bh = torch.tensor(rh, dtype=input.dtype) / ph
         bw = torch.tensor(rw, dtype=input.dtype) / pw
@@ -221,12 +229,14 @@ def encode_boxes(reference_boxes: Tensor, proposals: Tensor, weights=(1.0, 1.0, 
     gh = reference_boxes[:, 3] - reference_boxes[:, 1]
     gcx = reference_boxes[:, 0] + 0.5 * gw
     gcy = reference_boxes[:, 1] + 0.5 * gh
-    return torch.stack([wx * (gcx - pcx) / pw, wy * (gcy - pcy) / ph,
-                        ww * torch.log(gw / pw), wh * torch.log(gh / ph)], dim=1)
+    return torch.stack(
+        [wx * (gcx - pcx) / pw, wy * (gcy - pcy) / ph, ww * torch.log(gw / pw), wh * torch.log(gh / ph)], dim=1
+    )
 
 
-def decode_boxes(codes: Tensor, boxes: Tensor, weights=(1.0, 1.0, 1.0, 1.0),
-                 clamp: float = math.log(1000.0 / 16)) -> Tensor:
+def decode_boxes(
+    codes: Tensor, boxes: Tensor, weights=(1.0, 1.0, 1.0, 1.0), clamp: float = math.log(1000.0 / 16)
+) -> Tensor:
     """Tensor[N, 4 * C] codes + Tensor[N, 4] boxes -> Tensor[N, 4 * C] XYXY boxes."""
     boxes = boxes.to(codes.dtype)
     w = boxes[:, 2:3] - boxes[:, 0:1]
@@ -255,7 +265,7 @@ def decode_boxes(codes: Tensor, boxes: Tensor, weights=(1.0, 1.0, 1.0, 1.0),
 # maskrcnn_native.ops.paste). Equal to the native op up to rounding: the native
 # kernels fuse each a*wa + b*wb into one multiply-add.
 
-_PASTE_MAX_COORD = 2.0 ** 62
+_PASTE_MAX_COORD = 2.0**62
 
 
 def _paste_torchvision_one(mask: Tensor, box: Tensor, h_img: int, w_img: int) -> Tensor:
@@ -279,7 +289,7 @@ def _paste_torchvision_one(mask: Tensor, box: Tensor, h_img: int, w_img: int) ->
         return out
     padded = F.pad(mask, (1, 1, 1, 1))
     resized = F.interpolate(padded[None, None], size=(bh, bw), mode="bilinear", align_corners=False)[0, 0]
-    out[ya:yb, xa:xb] = resized[ya - y1:yb - y1, xa - x1:xb - x1]
+    out[ya:yb, xa:xb] = resized[ya - y1 : yb - y1, xa - x1 : xb - x1]
     return out
 
 
@@ -314,8 +324,7 @@ def _paste_aligned_one(mask: Tensor, box: Tensor, h_img: int, w_img: int) -> Ten
     return out
 
 
-def paste_masks(masks: Tensor, boxes: Tensor, image_size, mode: str = "aligned",
-                threshold=0.5) -> Tensor:
+def paste_masks(masks: Tensor, boxes: Tensor, image_size, mode: str = "aligned", threshold=0.5) -> Tensor:
     """Reference paste_masks, full-image output only: Tensor[N, H, W] bool
     (value > threshold) or, with threshold=None, the masks' dtype."""
     if masks.dim() == 4 and masks.shape[1] == 1:

@@ -23,8 +23,19 @@ from torch._jit_internal import BroadcastingList2
 
 from ._lib import stream as _stream
 from . import _validate as _V
-from ._lib import (HALF, DTypeError, ShapeError, _C, as_feature_map, check_same_dtype, check_tensor,
-                   empty_like_layout, is_numpy, np_feature_map, wants_channels_last)
+from ._lib import (
+    HALF,
+    DTypeError,
+    ShapeError,
+    _C,
+    as_feature_map,
+    check_same_dtype,
+    check_tensor,
+    empty_like_layout,
+    is_numpy,
+    np_feature_map,
+    wants_channels_last,
+)
 
 
 def _pair(output_size, op: str) -> Tuple[int, int]:
@@ -41,8 +52,7 @@ def _scalars(op: str, input, boxes, spatial_scale, sampling_ratio=None):
     scale = _V.real(op, "spatial_scale", spatial_scale, finite=False)  # the kernel words NaN/inf/<= 0
     if sampling_ratio is None:
         return scale, 0
-    sr = _V.integer(op, "sampling_ratio", sampling_ratio, -(2**31), _V.MAX_SAMPLING_RATIO,
-                    " samples per bin per axis")
+    sr = _V.integer(op, "sampling_ratio", sampling_ratio, -(2**31), _V.MAX_SAMPLING_RATIO, " samples per bin per axis")
     return scale, sr
 
 
@@ -67,8 +77,7 @@ def convert_boxes_to_roi_format(boxes: List[Tensor]) -> Tensor:
 
 def _check_boxes_arg(op: str, boxes) -> None:
     if not isinstance(boxes, (Tensor, list, tuple)):
-        raise DTypeError(f"{op}: boxes must be a Tensor[K, 5] or a list of Tensor[L, 4], "
-                         f"got {type(boxes).__name__}")
+        raise DTypeError(f"{op}: boxes must be a Tensor[K, 5] or a list of Tensor[L, 4], got {type(boxes).__name__}")
 
 
 def _rois_tensor(boxes: Union[Tensor, List[Tensor]], input: Tensor) -> Tensor:
@@ -99,6 +108,7 @@ def _is_numpy_call(op: str, input, boxes) -> bool:
 
 # ---------------------------------------------------------------- RoIAlign ----
 
+
 def _half_in(op: str, input: Tensor, rois: Tensor) -> Tuple[Tensor, Tensor]:
     """float16/bfloat16 input: float32 copies for the kernels (rois must match input)."""
     if input.dtype in HALF:
@@ -109,16 +119,23 @@ def _half_in(op: str, input: Tensor, rois: Tensor) -> Tuple[Tensor, Tensor]:
 
 @torch.library.custom_op("maskrcnn_native::roi_align", mutates_args=())
 def _roi_align_op(
-    input: Tensor, rois: Tensor, spatial_scale: float, pooled_height: int, pooled_width: int,
-    sampling_ratio: int, aligned: bool, quantize: bool,
+    input: Tensor,
+    rois: Tensor,
+    spatial_scale: float,
+    pooled_height: int,
+    pooled_width: int,
+    sampling_ratio: int,
+    aligned: bool,
+    quantize: bool,
 ) -> Tensor:
     op = "roi_warp" if quantize else "roi_align"
     dtype = input.dtype
     x, r = _half_in(op, as_feature_map(input.detach()), rois.detach())
     r = r.contiguous()
     out = empty_like_layout((r.shape[0], x.shape[1], pooled_height, pooled_width), x, wants_channels_last(x))
-    _C.roi_align_forward(x, r, out, spatial_scale, pooled_height, pooled_width, sampling_ratio, aligned, quantize,
-                         stream=_stream(out))
+    _C.roi_align_forward(
+        x, r, out, spatial_scale, pooled_height, pooled_width, sampling_ratio, aligned, quantize, stream=_stream(out)
+    )
     return out if out.dtype == dtype else out.to(dtype)
 
 
@@ -133,22 +150,55 @@ def _(input, rois, spatial_scale, pooled_height, pooled_width, sampling_ratio, a
 
 @torch.library.custom_op("maskrcnn_native::roi_align_backward", mutates_args=())
 def _roi_align_backward_op(
-    grad: Tensor, rois: Tensor, spatial_scale: float, pooled_height: int, pooled_width: int,
-    sampling_ratio: int, aligned: bool, quantize: bool, batch_size: int, channels: int,
-    height: int, width: int, channels_last: bool,
+    grad: Tensor,
+    rois: Tensor,
+    spatial_scale: float,
+    pooled_height: int,
+    pooled_width: int,
+    sampling_ratio: int,
+    aligned: bool,
+    quantize: bool,
+    batch_size: int,
+    channels: int,
+    height: int,
+    width: int,
+    channels_last: bool,
 ) -> Tensor:
     op = "roi_warp_backward" if quantize else "roi_align_backward"
     dtype = grad.dtype
     g, r = _half_in(op, as_feature_map(grad.detach()), rois.detach())
     grad_input = empty_like_layout((batch_size, channels, height, width), g, channels_last)
-    _C.roi_align_backward(g, r.contiguous(), grad_input, spatial_scale, pooled_height,
-                          pooled_width, sampling_ratio, aligned, quantize, stream=_stream(grad_input))
+    _C.roi_align_backward(
+        g,
+        r.contiguous(),
+        grad_input,
+        spatial_scale,
+        pooled_height,
+        pooled_width,
+        sampling_ratio,
+        aligned,
+        quantize,
+        stream=_stream(grad_input),
+    )
     return grad_input if grad_input.dtype == dtype else grad_input.to(dtype)
 
 
 @_roi_align_backward_op.register_fake
-def _(grad, rois, spatial_scale, pooled_height, pooled_width, sampling_ratio, aligned, quantize,
-      batch_size, channels, height, width, channels_last):
+def _(
+    grad,
+    rois,
+    spatial_scale,
+    pooled_height,
+    pooled_width,
+    sampling_ratio,
+    aligned,
+    quantize,
+    batch_size,
+    channels,
+    height,
+    width,
+    channels_last,
+):
     return empty_like_layout((batch_size, channels, height, width), grad, channels_last)
 
 
@@ -170,20 +220,24 @@ def _roi_align_grad(ctx, grad):
 _roi_align_op.register_autograd(_roi_align_grad, setup_context=_roi_align_setup)
 
 
-def _roi_sample_numpy(op: str, input, rois, ph: int, pw: int, spatial_scale, sampling_ratio,
-                      aligned, quantize: bool):
+def _roi_sample_numpy(op: str, input, rois, ph: int, pw: int, spatial_scale, sampling_ratio, aligned, quantize: bool):
     input = np_feature_map(input)
     rois = np.ascontiguousarray(rois)
     if input.ndim != 4:
         raise ShapeError(f"{op}: input must have shape [N, C, H, W], got {list(input.shape)}")
     out = np.empty((rois.shape[0] if rois.ndim == 2 else 0, input.shape[1], ph, pw), dtype=input.dtype)
-    _C.roi_align_forward(input, rois, out, float(spatial_scale), ph, pw, int(sampling_ratio),
-                         bool(aligned), quantize)
+    _C.roi_align_forward(input, rois, out, float(spatial_scale), ph, pw, int(sampling_ratio), bool(aligned), quantize)
     return out
 
 
-def roi_align(input: Tensor, boxes: Union[Tensor, List[Tensor]], output_size: BroadcastingList2[int],
-              spatial_scale: float = 1.0, sampling_ratio: int = -1, aligned: bool = False) -> Tensor:
+def roi_align(
+    input: Tensor,
+    boxes: Union[Tensor, List[Tensor]],
+    output_size: BroadcastingList2[int],
+    spatial_scale: float = 1.0,
+    sampling_ratio: int = -1,
+    aligned: bool = False,
+) -> Tensor:
     """RoIAlign (He et al. 2017), torchvision's semantics and signature.
 
     Args:
@@ -209,13 +263,18 @@ def roi_align(input: Tensor, boxes: Union[Tensor, List[Tensor]], output_size: Br
         rois = _rois_eager("roi_align", input, boxes)
         _check_out("roi_align", input, rois, ph, pw)
         return torch.ops.maskrcnn_native.roi_align(input, rois, scale, ph, pw, sr, bool(aligned), False)
-    return torch.ops.maskrcnn_native.roi_align(input, _rois_tensor(boxes, input), spatial_scale,
-                                               output_size[0], output_size[1], sampling_ratio, aligned,
-                                               False)
+    return torch.ops.maskrcnn_native.roi_align(
+        input, _rois_tensor(boxes, input), spatial_scale, output_size[0], output_size[1], sampling_ratio, aligned, False
+    )
 
 
-def roi_warp(input: Tensor, boxes: Union[Tensor, List[Tensor]], output_size: BroadcastingList2[int],
-             spatial_scale: float = 1.0, sampling_ratio: int = -1) -> Tensor:
+def roi_warp(
+    input: Tensor,
+    boxes: Union[Tensor, List[Tensor]],
+    output_size: BroadcastingList2[int],
+    spatial_scale: float = 1.0,
+    sampling_ratio: int = -1,
+) -> Tensor:
     """RoIWarp (paper section 4.2 ablation): the scaled RoI corners are rounded to
     integer feature-map coordinates, as RoIPool does, then bins are bilinearly
     sampled exactly as roi_align(aligned=False). Same shapes and dtypes as roi_align."""
@@ -228,23 +287,27 @@ def roi_warp(input: Tensor, boxes: Union[Tensor, List[Tensor]], output_size: Bro
         rois = _rois_eager("roi_warp", input, boxes)
         _check_out("roi_warp", input, rois, ph, pw)
         return torch.ops.maskrcnn_native.roi_align(input, rois, scale, ph, pw, sr, False, True)
-    return torch.ops.maskrcnn_native.roi_align(input, _rois_tensor(boxes, input), spatial_scale,
-                                               output_size[0], output_size[1], sampling_ratio, False, True)
+    return torch.ops.maskrcnn_native.roi_align(
+        input, _rois_tensor(boxes, input), spatial_scale, output_size[0], output_size[1], sampling_ratio, False, True
+    )
 
 
 # ----------------------------------------------------------------- RoIPool ----
 
+
 @torch.library.custom_op("maskrcnn_native::roi_pool", mutates_args=())
-def _roi_pool_op(input: Tensor, rois: Tensor, spatial_scale: float, pooled_height: int,
-                 pooled_width: int) -> Tuple[Tensor, Tensor]:
+def _roi_pool_op(
+    input: Tensor, rois: Tensor, spatial_scale: float, pooled_height: int, pooled_width: int
+) -> Tuple[Tensor, Tensor]:
     dtype = input.dtype
     x, r = _half_in("roi_pool", as_feature_map(input.detach()), rois.detach())
     r = r.contiguous()
     cl = wants_channels_last(x)
     shape = (r.shape[0], x.shape[1], pooled_height, pooled_width)
     out = empty_like_layout(shape, x, cl)
-    argmax = torch.empty(shape, dtype=torch.int64, device=x.device,
-                         memory_format=torch.channels_last if cl else torch.contiguous_format)
+    argmax = torch.empty(
+        shape, dtype=torch.int64, device=x.device, memory_format=torch.channels_last if cl else torch.contiguous_format
+    )
     _C.roi_pool_forward(x, r, out, argmax, spatial_scale, pooled_height, pooled_width, stream=_stream(out))
     return (out if out.dtype == dtype else out.to(dtype)), argmax
 
@@ -256,14 +319,26 @@ def _(input, rois, spatial_scale, pooled_height, pooled_width):
     cl = wants_channels_last(input)
     shape = (rois.shape[0], input.shape[1], pooled_height, pooled_width)
     out = empty_like_layout(shape, input, cl)
-    argmax = torch.empty(shape, dtype=torch.int64, device=input.device,
-                         memory_format=torch.channels_last if cl else torch.contiguous_format)
+    argmax = torch.empty(
+        shape,
+        dtype=torch.int64,
+        device=input.device,
+        memory_format=torch.channels_last if cl else torch.contiguous_format,
+    )
     return out, argmax
 
 
 @torch.library.custom_op("maskrcnn_native::roi_pool_backward", mutates_args=())
-def _roi_pool_backward_op(grad: Tensor, rois: Tensor, argmax: Tensor, batch_size: int, channels: int,
-                          height: int, width: int, channels_last: bool) -> Tensor:
+def _roi_pool_backward_op(
+    grad: Tensor,
+    rois: Tensor,
+    argmax: Tensor,
+    batch_size: int,
+    channels: int,
+    height: int,
+    width: int,
+    channels_last: bool,
+) -> Tensor:
     dtype = grad.dtype
     g, r = _half_in("roi_pool_backward", as_feature_map(grad.detach()), rois.detach())
     grad_input = empty_like_layout((batch_size, channels, height, width), g, channels_last)
@@ -304,8 +379,9 @@ def _roi_pool_numpy(input, rois, ph: int, pw: int, spatial_scale):
     return out
 
 
-def roi_pool(input: Tensor, boxes: Union[Tensor, List[Tensor]], output_size: BroadcastingList2[int],
-             spatial_scale: float = 1.0) -> Tensor:
+def roi_pool(
+    input: Tensor, boxes: Union[Tensor, List[Tensor]], output_size: BroadcastingList2[int], spatial_scale: float = 1.0
+) -> Tensor:
     """RoIPool (Fast R-CNN; the paper's section 4.2 baseline), torchvision's semantics:
     RoI corners rounded, bins quantised with floor/ceil, max over each bin
     (empty bins give 0). Same shapes and dtypes as roi_align; differentiable w.r.t. input."""
@@ -318,5 +394,6 @@ def roi_pool(input: Tensor, boxes: Union[Tensor, List[Tensor]], output_size: Bro
         rois = _rois_eager("roi_pool", input, boxes)
         _check_out("roi_pool", input, rois, ph, pw)
         return torch.ops.maskrcnn_native.roi_pool(input, rois, scale, ph, pw)[0]
-    return torch.ops.maskrcnn_native.roi_pool(input, _rois_tensor(boxes, input), spatial_scale,
-                                              output_size[0], output_size[1])[0]
+    return torch.ops.maskrcnn_native.roi_pool(
+        input, _rois_tensor(boxes, input), spatial_scale, output_size[0], output_size[1]
+    )[0]

@@ -55,8 +55,10 @@ def resize_masks(masks: Tensor, size: Tuple[int, int]) -> Tensor:
 
 def _json_rle(r: Mapping[str, Any]) -> dict:
     counts = r["counts"]
-    return {"size": [int(s) for s in r["size"]],
-            "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
+    return {
+        "size": [int(s) for s in r["size"]],
+        "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts,
+    }
 
 
 def _rles(masks: Any, n: int, orig_size: Optional[Tuple[int, int]]) -> List[dict]:
@@ -92,9 +94,14 @@ def _rles(masks: Any, n: int, orig_size: Optional[Tuple[int, int]]) -> List[dict
     return masks_to_rle(m)
 
 
-def instances_to_coco(det: Any, image_id: int, label_to_category_id: Optional[Mapping[int, int]] = None, *,
-                      image_size: Optional[Tuple[int, int]] = None,
-                      orig_size: Optional[Tuple[int, int]] = None) -> List[dict]:
+def instances_to_coco(
+    det: Any,
+    image_id: int,
+    label_to_category_id: Optional[Mapping[int, int]] = None,
+    *,
+    image_size: Optional[Tuple[int, int]] = None,
+    orig_size: Optional[Tuple[int, int]] = None,
+) -> List[dict]:
     """One image's detections -> COCO result dicts ``{"image_id",
     "category_id", "bbox": [x, y, w, h], "score", "segmentation": RLE (counts
     str), "keypoints": [x1, y1, 1, ...]}``.
@@ -114,8 +121,10 @@ def instances_to_coco(det: Any, image_id: int, label_to_category_id: Optional[Ma
     labels = inst.labels.detach().cpu().to(torch.int64).numpy().reshape(-1)
     n = len(boxes)
     if len(scores) != n or len(labels) != n:
-        raise ValueError(f"instances_to_coco: boxes ({n}), scores ({len(scores)}) and labels "
-                         f"({len(labels)}) must have the same length")
+        raise ValueError(
+            f"instances_to_coco: boxes ({n}), scores ({len(scores)}) and labels "
+            f"({len(labels)}) must have the same length"
+        )
     sx = sy = 1.0
     if image_size is not None and orig_size is not None and tuple(image_size) != tuple(orig_size):
         sx, sy = orig_size[1] / image_size[1], orig_size[0] / image_size[0]
@@ -132,9 +141,16 @@ def instances_to_coco(det: Any, image_id: int, label_to_category_id: Optional[Ma
     return [_result(i, int(image_id), boxes, scores, labels, rles, kps, label_to_category_id) for i in range(n)]
 
 
-def _result(i: int, image_id: int, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray,
-            rles: Optional[Sequence[dict]], kps: Optional[np.ndarray],
-            l2c: Optional[Mapping[int, int]]) -> dict:
+def _result(
+    i: int,
+    image_id: int,
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    labels: np.ndarray,
+    rles: Optional[Sequence[dict]],
+    kps: Optional[np.ndarray],
+    l2c: Optional[Mapping[int, int]],
+) -> dict:
     label = int(labels[i])
     if l2c is not None:
         if label not in l2c:

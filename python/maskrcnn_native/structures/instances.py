@@ -71,8 +71,9 @@ class Instances:
 
     def to(self: _T, device: Union[str, torch.device]) -> _T:
         """The same detections with every tensor on ``device`` (RLE masks stay as they are)."""
-        out: dict = {f.name: getattr(self, f.name).to(device) for f in fields(self)
-                     if isinstance(getattr(self, f.name), Tensor)}
+        out: dict = {
+            f.name: getattr(self, f.name).to(device) for f in fields(self) if isinstance(getattr(self, f.name), Tensor)
+        }
         return replace(self, **out)
 
     @classmethod
@@ -122,14 +123,18 @@ class Instances:
             if n in vals:
                 vals[n] = torch.as_tensor(vals[n])
         if "masks" in vals and not isinstance(vals["masks"], (Tensor, list)):
-            vals["masks"] = torch.as_tensor(vals["masks"]) if not isinstance(vals["masks"], tuple) \
-                else list(vals["masks"])
+            vals["masks"] = (
+                torch.as_tensor(vals["masks"]) if not isinstance(vals["masks"], tuple) else list(vals["masks"])
+            )
         if "image_size" in vals:
             vals["image_size"] = tuple(int(s) for s in vals["image_size"])
         return cls(**vals)
 
-    def to_coco(self, image_id: int, category_ids: Optional[Union[Sequence[int], Mapping[int, int]]] = None,
-                ) -> List[dict]:
+    def to_coco(
+        self,
+        image_id: int,
+        category_ids: Optional[Union[Sequence[int], Mapping[int, int]]] = None,
+    ) -> List[dict]:
         """COCO result dicts (see ``structures.coco.instances_to_coco``).
 
         category_ids maps a contiguous label to a dataset category id

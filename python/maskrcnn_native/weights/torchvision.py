@@ -21,7 +21,6 @@ import re
 from pathlib import Path
 from typing import Dict, Union
 
-import torch
 from torch import Tensor
 
 from .state_dict import load_checked
@@ -75,8 +74,13 @@ def convert_torchvision_state_dict(sd: Dict[str, Tensor]) -> Dict[str, Tensor]:
     return out
 
 
-def from_torchvision(model_cls, state_dict_or_path: Union[str, Path, Dict[str, Tensor]],
-                     arch: str = "maskrcnn_resnet50_fpn", reinit_heads: bool = False, **overrides):
+def from_torchvision(
+    model_cls,
+    state_dict_or_path: Union[str, Path, Dict[str, Tensor]],
+    arch: str = "maskrcnn_resnet50_fpn",
+    reinit_heads: bool = False,
+    **overrides,
+):
     """Build ``model_cls`` for ``arch`` and load torchvision weights into it.
 
     num_classes (and num_keypoints) default to the checkpoint's. With a
@@ -106,8 +110,7 @@ def from_torchvision(model_cls, state_dict_or_path: Union[str, Path, Dict[str, T
     model = model_cls(_ARCHS[arch]["preset"], **kw)
     if reinit_heads:
         own = model.state_dict()
-        sd = {k: v for k, v in sd.items()
-              if not (k.startswith(_HEAD_KEYS) and k in own and own[k].shape != v.shape)}
+        sd = {k: v for k, v in sd.items() if not (k.startswith(_HEAD_KEYS) and k in own and own[k].shape != v.shape)}
         load_checked(model, sd, allow_missing=[k for k in own if k.startswith(_HEAD_KEYS)])
     else:
         load_checked(model, sd)

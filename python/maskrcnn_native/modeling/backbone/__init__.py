@@ -18,5 +18,15 @@ def build_backbone(cfg) -> Union[ResNetFPN, ResNetC4]:
     return ResNetFPN(cfg) if cfg.arch == "fpn" else ResNetC4(cfg)
 
 
-__all__ = ["FPN", "ResNetC4", "ResNetFPN", "BasicBlock", "Bottleneck", "FrozenBatchNorm2d", "ResNet",
-           "conv_bn", "make_stage", "build_backbone"]
+__all__ = [
+    "FPN",
+    "ResNetC4",
+    "ResNetFPN",
+    "BasicBlock",
+    "Bottleneck",
+    "FrozenBatchNorm2d",
+    "ResNet",
+    "conv_bn",
+    "make_stage",
+    "build_backbone",
+]

@@ -28,8 +28,7 @@ class FPN(nn.Module):
     def __init__(self, in_channels: List[int], out_channels: int = 256):
         super().__init__()
         self.inner_blocks = nn.ModuleList(nn.Conv2d(c, out_channels, 1) for c in in_channels)
-        self.layer_blocks = nn.ModuleList(nn.Conv2d(out_channels, out_channels, 3, padding=1)
-                                          for _ in in_channels)
+        self.layer_blocks = nn.ModuleList(nn.Conv2d(out_channels, out_channels, 3, padding=1) for _ in in_channels)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_uniform_(m.weight, a=1)
@@ -38,6 +37,7 @@ class FPN(nn.Module):
     def forward(self, feats: List[Tensor]) -> List[Tensor]:
         """feats: list of Tensor[N, C_i, H_i, W_i] (res2..res5) -> list of Tensor[N, out_channels,
         H_i, W_i] plus the stride-2 max-pooled last level."""
+
         def lateral_conv(i: int, x: Tensor) -> Tensor:
             """1x1 lateral conv of level i (GEMM form on large NCHW maps, see ``layers.conv2d``)."""
             blk: nn.Conv2d = self.inner_blocks[i]  # type: ignore[assignment]
@@ -64,8 +64,9 @@ class ResNetFPN(nn.Module):
 
     def __init__(self, cfg):
         super().__init__()
-        self.body = ResNet(cfg.block, cfg.stage_depths, cfg.groups, cfg.width_per_group, cfg.trainable_layers,
-                           norm=cfg.norm)
+        self.body = ResNet(
+            cfg.block, cfg.stage_depths, cfg.groups, cfg.width_per_group, cfg.trainable_layers, norm=cfg.norm
+        )
         chans = [self.body.out_channels[f"res{i}"] for i in range(2, 6)]
         self.fpn = FPN(chans, cfg.fpn_channels)
         self.out_channels = cfg.fpn_channels

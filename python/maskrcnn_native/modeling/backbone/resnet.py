@@ -31,10 +31,18 @@ from ..layers import (  # noqa: F401  (re-exported: the trunk's public building 
 
 class BasicBlock(nn.Module):
     """ResNet-18/34 block: two 3x3 conv + norm, identity or 1x1 projection shortcut."""
+
     expansion = 1
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, groups: int = 1, base_width: int = 64,
-                 norm: str = "frozen_bn"):
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        groups: int = 1,
+        base_width: int = 64,
+        norm: str = "frozen_bn",
+    ):
         super().__init__()
         self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
         self.bn1 = make_norm(norm, planes)
@@ -42,8 +50,7 @@ class BasicBlock(nn.Module):
         self.bn2 = make_norm(norm, planes)
         self.downsample = None
         if stride != 1 or inplanes != planes:
-            self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False),
-                                            make_norm(norm, planes))
+            self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False), make_norm(norm, planes))
 
     def forward(self, x: Tensor) -> Tensor:
         """x Tensor[N, C_in, H, W] -> Tensor[N, planes, H/stride, W/stride]."""
@@ -58,8 +65,15 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, groups: int = 1, base_width: int = 64,
-                 norm: str = "frozen_bn"):
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        groups: int = 1,
+        base_width: int = 64,
+        norm: str = "frozen_bn",
+    ):
         super().__init__()
         width = int(planes * (base_width / 64.0)) * groups
         self.conv1 = nn.Conv2d(inplanes, width, 1, bias=False)
@@ -70,8 +84,9 @@ class Bottleneck(nn.Module):
         self.bn3 = make_norm(norm, planes * 4)
         self.downsample = None
         if stride != 1 or inplanes != planes * 4:
-            self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes * 4, 1, stride, bias=False),
-                                            make_norm(norm, planes * 4))
+            self.downsample = nn.Sequential(
+                nn.Conv2d(inplanes, planes * 4, 1, stride, bias=False), make_norm(norm, planes * 4)
+            )
 
     def forward(self, x: Tensor) -> Tensor:
         """x Tensor[N, C_in, H, W] -> Tensor[N, 4 * planes, H/stride, W/stride]."""
@@ -94,9 +109,17 @@ class ResNet(nn.Module):
     convention: trainable_layers=3 trains layer2, layer3, layer4).
     """
 
-    def __init__(self, block: str, depths, groups: int = 1, width_per_group: int = 64,
-                 trainable_layers: int = 3, return_stages=("res2", "res3", "res4", "res5"),
-                 include_layer4: bool = True, norm: str = "frozen_bn"):
+    def __init__(
+        self,
+        block: str,
+        depths,
+        groups: int = 1,
+        width_per_group: int = 64,
+        trainable_layers: int = 3,
+        return_stages=("res2", "res3", "res4", "res5"),
+        include_layer4: bool = True,
+        norm: str = "frozen_bn",
+    ):
         super().__init__()
         blk = Bottleneck if block == "bottleneck" else BasicBlock
         self.return_stages = tuple(return_stages)
@@ -106,7 +129,7 @@ class ResNet(nn.Module):
         self.out_channels: Dict[str, int] = {}
         nstages = 4 if include_layer4 else 3
         for i in range(nstages):
-            planes = 64 * 2 ** i
+            planes = 64 * 2**i
             layers = []
             for j in range(depths[i]):
                 stride = 2 if (j == 0 and i > 0) else 1
@@ -123,8 +146,11 @@ class ResNet(nn.Module):
             if not any(name.startswith(t) for t in trainable):
                 p.requires_grad_(False)
         # BatchNorm of frozen stages keeps its statistics: it stays in eval mode (see train()).
-        self._frozen_norms = [m for name, m in self.named_modules() if isinstance(m, nn.BatchNorm2d)
-                              and not any(name.startswith(t.rstrip(".")) for t in trainable)]
+        self._frozen_norms = [
+            m
+            for name, m in self.named_modules()
+            if isinstance(m, nn.BatchNorm2d) and not any(name.startswith(t.rstrip(".")) for t in trainable)
+        ]
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -148,8 +174,7 @@ class ResNet(nn.Module):
         # An explicitly chosen layout is honoured by every stage, so that
         # "nchw" sums in the same order as an NCHW reference model.
         fmt = activation_format()
-        frozen = (not training_format_explicit() and not x.requires_grad
-                  and not self.conv1.weight.requires_grad)
+        frozen = not training_format_explicit() and not x.requires_grad and not self.conv1.weight.requires_grad
         x = x.contiguous(memory_format=torch.channels_last if frozen else fmt)
         x = F.relu_(conv_bn(x, self.conv1, self.bn1))
         x = F.max_pool2d(x, 3, 2, 1)
@@ -176,8 +201,16 @@ def _zero_init_residuals(module: nn.Module) -> None:
             nn.init.zeros_(last.weight)  # type: ignore[arg-type]
 
 
-def make_stage(block: str, depth: int, inplanes: int, planes: int, stride: int, groups: int,
-               width_per_group: int, norm: str = "frozen_bn") -> nn.Sequential:
+def make_stage(
+    block: str,
+    depth: int,
+    inplanes: int,
+    planes: int,
+    stride: int,
+    groups: int,
+    width_per_group: int,
+    norm: str = "frozen_bn",
+) -> nn.Sequential:
     """One ResNet stage (used as the C4 RoI head = res5)."""
     blk = Bottleneck if block == "bottleneck" else BasicBlock
     layers = []

@@ -25,8 +25,7 @@ from ..proposal_generator import RPN
 from ..roi_heads import RoIHeads, build_roi_heads
 from ..transform import Preprocessor, scale_boxes, scale_keypoints
 
-_LOSS_KEYS = ("loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg", "loss_mask",
-              "loss_keypoint")
+_LOSS_KEYS = ("loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg", "loss_mask", "loss_keypoint")
 
 
 def _check_targets(targets, num_classes: int, keypoints: bool, masks: bool):
@@ -35,14 +34,18 @@ def _check_targets(targets, num_classes: int, keypoints: bool, masks: bool):
     for i, t in enumerate(targets):
         b = t.get("boxes")
         if not isinstance(b, Tensor) or b.dim() != 2 or b.shape[-1] != 4:
-            raise ValueError(f"targets[{i}]['boxes']: expected Tensor[K, 4], got "
-                             f"{list(b.shape) if isinstance(b, Tensor) else type(b).__name__}")
+            raise ValueError(
+                f"targets[{i}]['boxes']: expected Tensor[K, 4], got "
+                f"{list(b.shape) if isinstance(b, Tensor) else type(b).__name__}"
+            )
         lab = t.get("labels")
         if not isinstance(lab, Tensor) or lab.shape != b.shape[:1]:
             raise ValueError(f"targets[{i}]['labels']: expected Tensor[{b.shape[0]}]")
         if lab.numel() and (int(lab.min()) < 1 or int(lab.max()) >= num_classes):
-            raise ValueError(f"targets[{i}]['labels'] must be in 1..{num_classes - 1} (0 is background), "
-                             f"got range [{int(lab.min())}, {int(lab.max())}]")
+            raise ValueError(
+                f"targets[{i}]['labels'] must be in 1..{num_classes - 1} (0 is background), "
+                f"got range [{int(lab.min())}, {int(lab.max())}]"
+            )
         if b.numel() and bool(((b[:, 2:] <= b[:, :2]).any())):
             raise ValueError(f"targets[{i}]['boxes']: every box needs x2 > x1 and y2 > y1 (XYXY pixels)")
         if masks and ("masks" not in t or t["masks"].shape[0] != b.shape[0]):
@@ -93,8 +96,14 @@ class MaskRCNN(nn.Module):
         with torch.inference_mode():
             return self._infer(list(images))
 
-    def _infer(self, images: List[Tensor], paste: str = "aligned", mask_format: str = "bitmap",
-               size: Optional[int] = None, max_size: Optional[int] = None) -> List[Detections]:
+    def _infer(
+        self,
+        images: List[Tensor],
+        paste: str = "aligned",
+        mask_format: str = "bitmap",
+        size: Optional[int] = None,
+        max_size: Optional[int] = None,
+    ) -> List[Detections]:
         batch, _, orig = self.preprocess(images, None, training=False, size=size, max_size=max_size)
         feats = self.backbone(batch.tensors)
         proposals, _ = self.rpn(batch, [feats[k] for k in self.backbone.rpn_levels])
@@ -102,8 +111,9 @@ class MaskRCNN(nn.Module):
         return [to_image_frame(r, os_, paste, mask_format) for r, os_ in zip(results, orig)]
 
 
-def to_image_frame(inst: Instances, orig_size: Tuple[int, int], paste: str = "aligned",
-                   mask_format: str = "bitmap") -> Detections:
+def to_image_frame(
+    inst: Instances, orig_size: Tuple[int, int], paste: str = "aligned", mask_format: str = "bitmap"
+) -> Detections:
     """RoI-head ``Instances`` (resized frame, box-local ``mask_probs``) ->
     ``Detections`` in the input image's frame ``orig_size`` (H, W): boxes and
     keypoints rescaled, masks pasted at threshold 0.5 as bool Tensor[D, H, W]
@@ -113,17 +123,26 @@ def to_image_frame(inst: Instances, orig_size: Tuple[int, int], paste: str = "al
     probs = inst.mask_probs
     if probs is not None:
         if mask_format == "rle":
-            rles = _ops.paste_masks(probs, boxes, orig_size, mode=paste, threshold=0.5, output="rle") \
-                if probs.shape[0] else []
-            masks = [dict(r, counts=r["counts"].decode("ascii")) if isinstance(r["counts"], bytes) else r
-                     for r in rles]
+            rles: Any = (
+                _ops.paste_masks(probs, boxes, list(orig_size), mode=paste, threshold=0.5, output="rle")
+                if probs.shape[0]
+                else []
+            )
+            masks = [dict(r, counts=r["counts"].decode("ascii")) if isinstance(r["counts"], bytes) else r for r in rles]
         elif probs.shape[0]:
-            masks = _ops.paste_masks(probs, boxes, orig_size, mode=paste, threshold=0.5, output="bitmap")
+            masks = _ops.paste_masks(probs, boxes, list(orig_size), mode=paste, threshold=0.5, output="bitmap")
         else:
             masks = torch.zeros((0,) + tuple(orig_size), dtype=torch.bool, device=boxes.device)
     kps = scale_keypoints(inst.keypoints, inst.image_size, orig_size) if inst.keypoints is not None else None
-    return Detections(boxes=boxes, scores=inst.scores, labels=inst.labels, masks=masks, keypoints=kps,
-                      image_size=(int(orig_size[0]), int(orig_size[1])), keypoint_scores=inst.keypoint_scores)
+    return Detections(
+        boxes=boxes,
+        scores=inst.scores,
+        labels=inst.labels,
+        masks=masks,
+        keypoints=kps,
+        image_size=(int(orig_size[0]), int(orig_size[1])),
+        keypoint_scores=inst.keypoint_scores,
+    )
 
 
 def _to_tensor(img: Any) -> Tensor:
@@ -149,8 +168,10 @@ def _to_tensor(img: Any) -> Tensor:
         if img.dim() != 3 or img.shape[0] != 3:
             raise ValueError(f"predict: expected a CHW tensor with 3 channels, got shape {list(img.shape)}")
         return image_to_float(img)
-    raise TypeError(f"predict: unsupported image type {type(img).__name__} "
-                    "(use a path, PIL image, HWC uint8 array or CHW float tensor)")
+    raise TypeError(
+        f"predict: unsupported image type {type(img).__name__} "
+        "(use a path, PIL image, HWC uint8 array or CHW float tensor)"
+    )
 
 
 class Model(MaskRCNN):
@@ -167,8 +188,15 @@ class Model(MaskRCNN):
         super().__init__(cfg, backbone, rpn, roi_heads)
 
     # ----------------------------------------------------------- inference
-    def predict(self, images, batch_size: int = 1, mask_format: str = "bitmap", paste: str = "aligned",
-                min_size: Optional[int] = None, max_size: Optional[int] = None) -> List[Detections]:
+    def predict(
+        self,
+        images,
+        batch_size: int = 1,
+        mask_format: str = "bitmap",
+        paste: str = "aligned",
+        min_size: Optional[int] = None,
+        max_size: Optional[int] = None,
+    ) -> List[Detections]:
         """Detect objects in one image or a list of images.
 
         images: a path, PIL image, HWC uint8 ndarray or CHW float tensor in
@@ -199,9 +227,10 @@ class Model(MaskRCNN):
             out: List[Detections] = []
             with torch.inference_mode():
                 for s in range(0, len(images), batch_size):
-                    chunk = [_to_tensor(im) for im in images[s:s + batch_size]]
-                    out.extend(self._infer(chunk, paste=paste, mask_format=mask_format, size=min_size,
-                                           max_size=max_size))
+                    chunk = [_to_tensor(im) for im in images[s : s + batch_size]]
+                    out.extend(
+                        self._infer(chunk, paste=paste, mask_format=mask_format, size=min_size, max_size=max_size)
+                    )
             return out
         finally:
             self.train(was_training)
@@ -234,16 +263,18 @@ class Model(MaskRCNN):
             src = str(path.with_suffix(".json"))
             cfg = _io.parse_config_json(path.with_suffix(".json").read_bytes(), src, "Model.load")
         else:
-            raise ValueError(f"Model.load: {path} carries no config metadata and {path.with_suffix('.json')} "
-                             "does not exist")
+            raise ValueError(
+                f"Model.load: {path} carries no config metadata and {path.with_suffix('.json')} does not exist"
+            )
         model = cls(_io.build_config(ModelConfig.from_dict, cfg, src, "Model.load"), **overrides)
         load_checked(model, tensors)
         model.eval()
         return model
 
     @classmethod
-    def from_torchvision(cls, state_dict_or_path, arch: str = "maskrcnn_resnet50_fpn",
-                         reinit_heads: bool = False, **overrides) -> "Model":
+    def from_torchvision(
+        cls, state_dict_or_path, arch: str = "maskrcnn_resnet50_fpn", reinit_heads: bool = False, **overrides
+    ) -> "Model":
         """Build a model from a torchvision detection checkpoint (see
         ``maskrcnn_native.weights.torchvision``)."""
         return from_torchvision(cls, state_dict_or_path, arch=arch, reinit_heads=reinit_heads, **overrides)

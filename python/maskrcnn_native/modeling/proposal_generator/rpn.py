@@ -46,8 +46,13 @@ class AnchorGenerator(nn.Module):
         """Anchors per feature-map location, per level (sizes x aspect ratios)."""
         return [len(s) * len(self.aspect_ratios) for s in self.sizes]
 
-    def forward(self, image_shape: Tuple[int, int], grid_sizes: List[Tuple[int, int]],
-                device: Optional[torch.device] = None, dtype: torch.dtype = torch.float32) -> List[Tensor]:
+    def forward(
+        self,
+        image_shape: Tuple[int, int],
+        grid_sizes: List[Tuple[int, int]],
+        device: Optional[torch.device] = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> List[Tensor]:
         """image_shape (Hp, Wp), grid_sizes [(H_l, W_l)] -> per level Tensor[H_l*W_l*A, 4] XYXY
         anchors on ``device`` in ``dtype``."""
         out = []
@@ -141,11 +146,13 @@ class RPN(nn.Module):
         logits, deltas = self.head(features)
         grid_sizes = [tuple(f.shape[-2:]) for f in features]
         # the image batch's dtype is the model's (autocast changes the features', not the frame's)
-        anchors = self.anchor_generator(tuple(images.tensors.shape[-2:]), grid_sizes, images.tensors.device,
-                                        images.tensors.dtype)
+        anchors = self.anchor_generator(
+            tuple(images.tensors.shape[-2:]), grid_sizes, images.tensors.device, images.tensors.dtype
+        )
         flat = [_flatten_level(lo, de) for lo, de in zip(logits, deltas)]
-        proposals = self._proposals([f[0].detach() for f in flat], [f[1].detach() for f in flat], anchors,
-                                    images.image_sizes)
+        proposals = self._proposals(
+            [f[0].detach() for f in flat], [f[1].detach() for f in flat], anchors, images.image_sizes
+        )
         losses = {}
         if self.training:
             if targets is None:
@@ -155,8 +162,9 @@ class RPN(nn.Module):
             losses = self._losses(obj, reg, torch.cat(anchors, 0), targets)
         return proposals, losses
 
-    def _proposals(self, logits: List[Tensor], deltas: List[Tensor], anchors: List[Tensor],
-                   image_sizes: List[Tuple[int, int]]) -> List[Tensor]:
+    def _proposals(
+        self, logits: List[Tensor], deltas: List[Tensor], anchors: List[Tensor], image_sizes: List[Tuple[int, int]]
+    ) -> List[Tensor]:
         n = logits[0].shape[0]
         k = self.pre_nms_top_n[self.training]
         sel_scores, sel_boxes, sel_levels = [], [], []
@@ -176,8 +184,15 @@ class RPN(nn.Module):
         post = self.post_nms_top_n[self.training]
         for i in range(n):
             h, w = image_sizes[i]
-            b = torch.stack((boxes[i, :, 0].clamp(0, w), boxes[i, :, 1].clamp(0, h),
-                             boxes[i, :, 2].clamp(0, w), boxes[i, :, 3].clamp(0, h)), dim=1)
+            b = torch.stack(
+                (
+                    boxes[i, :, 0].clamp(0, w),
+                    boxes[i, :, 1].clamp(0, h),
+                    boxes[i, :, 2].clamp(0, w),
+                    boxes[i, :, 3].clamp(0, h),
+                ),
+                dim=1,
+            )
             s, lv = scores[i], levels
             keep = ((b[:, 2] - b[:, 0]) >= self.min_box_size) & ((b[:, 3] - b[:, 1]) >= self.min_box_size)
             keep &= s >= self.score_threshold
@@ -187,8 +202,9 @@ class RPN(nn.Module):
             out.append(b[keep])
         return out
 
-    def _losses(self, objectness: Tensor, deltas: Tensor, anchors: Tensor,
-                targets: List[Dict[str, Tensor]]) -> Dict[str, Tensor]:
+    def _losses(
+        self, objectness: Tensor, deltas: Tensor, anchors: Tensor, targets: List[Dict[str, Tensor]]
+    ) -> Dict[str, Tensor]:
         """objectness [N, A_total] logits, deltas [N, A_total, 4], anchors [A_total, 4]."""
         labels, matched = [], []
         for t in targets:

@@ -6,7 +6,25 @@ from .losses import fast_rcnn_losses, keypoint_rcnn_loss, keypoint_targets, mask
 from .poolers import MultiScalePooler, assign_levels
 from .roi_heads import Res5RoIHeads, RoIHeads, SampledRoIs, build_roi_heads
 
-__all__ = ["BoxPredictor", "KeypointHead", "MaskHeadFCN", "MaskHeadMLP", "Res5Head", "TwoMLPHead",
-           "MultiScalePooler", "assign_levels", "RoIHeads", "Res5RoIHeads", "SampledRoIs", "build_roi_heads",
-           "fast_rcnn_inference", "fast_rcnn_losses", "heatmaps_to_keypoints", "keypoint_rcnn_loss",
-           "keypoint_targets", "mask_probs_of_labels", "mask_rcnn_loss", "mask_targets"]
+__all__ = [
+    "BoxPredictor",
+    "KeypointHead",
+    "MaskHeadFCN",
+    "MaskHeadMLP",
+    "Res5Head",
+    "TwoMLPHead",
+    "MultiScalePooler",
+    "assign_levels",
+    "RoIHeads",
+    "Res5RoIHeads",
+    "SampledRoIs",
+    "build_roi_heads",
+    "fast_rcnn_inference",
+    "fast_rcnn_losses",
+    "heatmaps_to_keypoints",
+    "keypoint_rcnn_loss",
+    "keypoint_targets",
+    "mask_probs_of_labels",
+    "mask_rcnn_loss",
+    "mask_targets",
+]

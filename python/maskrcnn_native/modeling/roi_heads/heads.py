@@ -134,5 +134,4 @@ class KeypointHead(nn.Module):
         for conv in self.convs:
             x = F.relu_(conv(x))
         x = self.kps_score_lowres(x)
-        return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False,
-                             recompute_scale_factor=False)
+        return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False, recompute_scale_factor=False)

@@ -19,9 +19,16 @@ from ..box_coder import BoxCoder
 __all__ = ["fast_rcnn_inference", "heatmaps_to_keypoints", "mask_probs_of_labels"]
 
 
-def fast_rcnn_inference(logits: Tensor, deltas: Tensor, proposals: Sequence[Tensor],
-                        image_sizes: Sequence[Tuple[int, int]], box_coder: BoxCoder, score_threshold: float,
-                        nms_threshold: float, detections_per_image: int) -> List[Instances]:
+def fast_rcnn_inference(
+    logits: Tensor,
+    deltas: Tensor,
+    proposals: Sequence[Tensor],
+    image_sizes: Sequence[Tuple[int, int]],
+    box_coder: BoxCoder,
+    score_threshold: float,
+    nms_threshold: float,
+    detections_per_image: int,
+) -> List[Instances]:
     """Detections from the box head's outputs (torchvision's postprocess).
 
     logits: Tensor[R, K] class scores; deltas: Tensor[R, 4K]; proposals: per
@@ -37,8 +44,15 @@ def fast_rcnn_inference(logits: Tensor, deltas: Tensor, proposals: Sequence[Tens
     scores_all = F.softmax(logits, -1)
     results = []
     for boxes, scores, (h, w) in zip(boxes_all.split(counts), scores_all.split(counts), image_sizes):
-        boxes = torch.stack((boxes[..., 0].clamp(0, w), boxes[..., 1].clamp(0, h),
-                             boxes[..., 2].clamp(0, w), boxes[..., 3].clamp(0, h)), dim=-1)
+        boxes = torch.stack(
+            (
+                boxes[..., 0].clamp(0, w),
+                boxes[..., 1].clamp(0, h),
+                boxes[..., 2].clamp(0, w),
+                boxes[..., 3].clamp(0, h),
+            ),
+            dim=-1,
+        )
         nprop = boxes.shape[0]
         boxes = boxes[:, 1:].reshape(-1, 4)
         scores = scores[:, 1:].reshape(-1)
@@ -48,8 +62,9 @@ def fast_rcnn_inference(logits: Tensor, deltas: Tensor, proposals: Sequence[Tens
         idx = torch.where(keep)[0]
         boxes, scores, labels = boxes[idx], scores[idx], labels[idx]
         keep = _ops.batched_nms(boxes, scores, labels, nms_threshold)[:detections_per_image]
-        results.append(Instances(boxes=boxes[keep], scores=scores[keep], labels=labels[keep],
-                                 image_size=(int(h), int(w))))
+        results.append(
+            Instances(boxes=boxes[keep], scores=scores[keep], labels=labels[keep], image_size=(int(h), int(w)))
+        )
     return results
 
 

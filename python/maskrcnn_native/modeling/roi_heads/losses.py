@@ -52,8 +52,9 @@ def keypoint_targets(keypoints: Tensor, rois: Tensor, size: int) -> Tuple[Tensor
     return (yi * size + xi) * valid, valid
 
 
-def fast_rcnn_losses(logits: Tensor, deltas: Tensor, labels: Tensor, proposals: Tensor, gt_boxes: Tensor,
-                     box_coder: BoxCoder) -> Tuple[Tensor, Tensor]:
+def fast_rcnn_losses(
+    logits: Tensor, deltas: Tensor, labels: Tensor, proposals: Tensor, gt_boxes: Tensor, box_coder: BoxCoder
+) -> Tuple[Tensor, Tensor]:
     """Classification and box regression losses of the box head.
 
     logits: Tensor[R, K] class scores; deltas: Tensor[R, 4K] class-specific
@@ -74,8 +75,14 @@ def fast_rcnn_losses(logits: Tensor, deltas: Tensor, labels: Tensor, proposals: 
     return loss_cls, loss_box
 
 
-def mask_rcnn_loss(logits: Tensor, gt_masks: Sequence[Tensor], boxes: Sequence[Tensor],
-                   matched: Sequence[Tensor], labels: Tensor, mask_loss: str = "sigmoid") -> Tensor:
+def mask_rcnn_loss(
+    logits: Tensor,
+    gt_masks: Sequence[Tensor],
+    boxes: Sequence[Tensor],
+    matched: Sequence[Tensor],
+    labels: Tensor,
+    mask_loss: str = "sigmoid",
+) -> Tensor:
     """L_mask of the positive RoIs.
 
     logits: Tensor[R+, K or 1, M, M] mask logits; per image: gt_masks
@@ -101,8 +108,9 @@ def mask_rcnn_loss(logits: Tensor, gt_masks: Sequence[Tensor], boxes: Sequence[T
     return F.binary_cross_entropy_with_logits(sel, tgt)
 
 
-def keypoint_rcnn_loss(logits: Tensor, gt_keypoints: Sequence[Tensor], boxes: Sequence[Tensor],
-                       matched: Sequence[Tensor]) -> Tensor:
+def keypoint_rcnn_loss(
+    logits: Tensor, gt_keypoints: Sequence[Tensor], boxes: Sequence[Tensor], matched: Sequence[Tensor]
+) -> Tensor:
     """Keypoint loss: cross entropy over the S*S heatmap pixels of each
     visible keypoint whose target falls inside its RoI, averaged over them.
 

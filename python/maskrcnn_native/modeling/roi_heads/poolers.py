@@ -16,8 +16,9 @@ from torch import Tensor, nn
 from .. import _ops
 
 
-def assign_levels(boxes: Tensor, k_min: int, k_max: int, canonical_size: float = 224.0,
-                  canonical_level: int = 4, eps: float = 1e-6) -> Tensor:
+def assign_levels(
+    boxes: Tensor, k_min: int, k_max: int, canonical_size: float = 224.0, canonical_level: int = 4, eps: float = 1e-6
+) -> Tensor:
     """boxes [R, 4] XYXY -> Tensor[R] int64 level index relative to k_min (0-based)."""
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     lvl = torch.floor(canonical_level + torch.log2(torch.sqrt(area) / canonical_size) + eps)
@@ -34,8 +35,14 @@ class MultiScalePooler(nn.Module):
     ``sampling_ratio`` and ``aligned``), ``ops.roi_pool`` or ``ops.roi_warp``.
     """
 
-    def __init__(self, output_size: int, strides: Sequence[int], sampling_ratio: int = 2,
-                 kind: str = "roi_align", aligned: bool = False):
+    def __init__(
+        self,
+        output_size: int,
+        strides: Sequence[int],
+        sampling_ratio: int = 2,
+        kind: str = "roi_align",
+        aligned: bool = False,
+    ):
         super().__init__()
         self.output_size = (int(output_size), int(output_size))
         self.scales = [1.0 / s for s in strides]
@@ -54,16 +61,20 @@ class MultiScalePooler(nn.Module):
 
     def forward(self, features: List[Tensor], boxes: List[Tensor]) -> Tensor:
         """See the class docstring: Tensor[sum R_i, C, S, S]."""
-        idx = torch.cat([torch.full((b.shape[0], 1), i, dtype=b.dtype, device=b.device)
-                         for i, b in enumerate(boxes)], 0)
+        idx = torch.cat(
+            [torch.full((b.shape[0], 1), i, dtype=b.dtype, device=b.device) for i, b in enumerate(boxes)], 0
+        )
         cat = torch.cat(list(boxes), 0)
         rois = torch.cat([idx, cat], 1)
         if len(features) == 1:
             return self._pool(features[0], rois, self.scales[0])
         levels = assign_levels(cat, self.k_min, self.k_max)
         c = features[0].shape[1]
-        fmt = torch.channels_last if features[0].is_contiguous(memory_format=torch.channels_last) \
+        fmt = (
+            torch.channels_last
+            if features[0].is_contiguous(memory_format=torch.channels_last)
             else torch.contiguous_format
+        )
         out = features[0].new_zeros((rois.shape[0], c) + self.output_size).contiguous(memory_format=fmt)
         for lvl, feat in enumerate(features):
             sel = torch.where(levels == lvl)[0]

@@ -125,8 +125,13 @@ class RoIHeads(nn.Module):
         return self.keypoint_head(self.keypoint_pooler(feats, boxes))
 
     # ------------------------------------------------------------- forward
-    def forward(self, features: Dict[str, Tensor], proposals: List[Tensor], image_sizes: List[Tuple[int, int]],
-                targets: Optional[List[Dict[str, Tensor]]] = None) -> Tuple[List[Instances], Dict[str, Tensor]]:
+    def forward(
+        self,
+        features: Dict[str, Tensor],
+        proposals: List[Tensor],
+        image_sizes: List[Tuple[int, int]],
+        targets: Optional[List[Dict[str, Tensor]]] = None,
+    ) -> Tuple[List[Instances], Dict[str, Tensor]]:
         """See the class docstring: (per image ``Instances`` in eval, losses in training)."""
         feats = [features[k] for k in self.in_features]
         if self.training:
@@ -135,38 +140,51 @@ class RoIHeads(nn.Module):
             return [], self._losses(feats, proposals, targets)
         return self._inference(feats, proposals, image_sizes), {}
 
-    def _losses(self, feats: List[Tensor], proposals: List[Tensor],
-                targets: List[Dict[str, Tensor]]) -> Dict[str, Tensor]:
+    def _losses(
+        self, feats: List[Tensor], proposals: List[Tensor], targets: List[Dict[str, Tensor]]
+    ) -> Dict[str, Tensor]:
         samples = self._sample(proposals, targets)
         boxes = [s.boxes for s in samples]
         labels = torch.cat([s.labels for s in samples])
         logits, deltas, x, shared = self._forward_box(feats, boxes)
-        loss_cls, loss_box = fast_rcnn_losses(logits, deltas, labels, torch.cat(boxes),
-                                              torch.cat([s.gt_boxes for s in samples]), self.box_coder)
+        loss_cls, loss_box = fast_rcnn_losses(
+            logits, deltas, labels, torch.cat(boxes), torch.cat([s.gt_boxes for s in samples]), self.box_coder
+        )
         losses = {"loss_classifier": loss_cls, "loss_box_reg": loss_box}
         pos_boxes, pos_matched, pos_rows = _positives(samples)
         if self.mask_head is not None:
             if pos_rows.numel():
                 ml = self._forward_mask(feats, pos_boxes, shared[pos_rows] if shared is not None else None)
-                losses["loss_mask"] = mask_rcnn_loss(ml, [t["masks"] for t in targets], pos_boxes, pos_matched,
-                                                     labels[pos_rows], self.mask_loss)
+                losses["loss_mask"] = mask_rcnn_loss(
+                    ml, [t["masks"] for t in targets], pos_boxes, pos_matched, labels[pos_rows], self.mask_loss
+                )
             else:
                 # 0 connected to every mask-head parameter (DDP needs a gradient for each)
                 losses["loss_mask"] = sum(p.sum() for p in self.mask_head.parameters()) * 0 + x.sum() * 0  # type: ignore[assignment]
         if self.keypoint_head is not None:
             if pos_rows.numel():
                 kl = self._forward_keypoint(feats, pos_boxes)
-                losses["loss_keypoint"] = keypoint_rcnn_loss(kl, [t["keypoints"] for t in targets], pos_boxes,
-                                                             pos_matched)
+                losses["loss_keypoint"] = keypoint_rcnn_loss(
+                    kl, [t["keypoints"] for t in targets], pos_boxes, pos_matched
+                )
             else:
                 losses["loss_keypoint"] = sum(p.sum() for p in self.keypoint_head.parameters()) * 0  # type: ignore[assignment]
         return losses
 
-    def _inference(self, feats: List[Tensor], proposals: List[Tensor],
-                   image_sizes: List[Tuple[int, int]]) -> List[Instances]:
+    def _inference(
+        self, feats: List[Tensor], proposals: List[Tensor], image_sizes: List[Tuple[int, int]]
+    ) -> List[Instances]:
         logits, deltas, _, _ = self._forward_box(feats, proposals)
-        results = fast_rcnn_inference(logits, deltas, proposals, image_sizes, self.box_coder, self.score_threshold,
-                                      self.nms_threshold, self.detections_per_image)
+        results = fast_rcnn_inference(
+            logits,
+            deltas,
+            proposals,
+            image_sizes,
+            self.box_coder,
+            self.score_threshold,
+            self.nms_threshold,
+            self.detections_per_image,
+        )
         boxes = [r.boxes for r in results]
         counts = [b.shape[0] for b in boxes]
         ref = feats[0]
