@@ -20,6 +20,22 @@ import torch
 
 # measured with `pytest --durations=60` on the 2-core machine (each > ~3 s there)
 SLOW = (
+    "tests/compat/",
+    "tests/fuzz/",
+    "tests/reliability/",
+    "tests/engine/test_engine.py",
+    "tests/engine/test_sync_bn.py",
+    "tests/engine/test_untrusted_files.py",
+    "tests/data/test_faulty_data.py",
+    "tests/modeling/test_parity_torchvision.py",
+    "tests/modeling/test_losses_torchvision.py",
+    "tests/modeling/test_model_api.py",
+    "tests/modeling/test_device_dtype.py",
+    "tests/modeling/test_backbone_options.py::test_trainable_norm_trains_and_predicts",
+    "tests/test_cli.py",
+    "tests/test_threads.py::test_default_follows_torch",
+    "tests/test_threads.py::test_idle_openmp_policy",
+    "tests/ops/test_torch_compile.py",
 )
 
 # A model small enough for a CPU test: 64-96 px inputs, few proposals and RoIs.
