@@ -257,20 +257,7 @@ class CocoDataset(torch.utils.data.Dataset):
         self.transforms = transforms
         self.skip_invalid = skip_invalid
         self.skipped: Counter = Counter()
-        if isinstance(annotation_json, dict):
-            self.annotation_file = "<dict>"
-            data = annotation_json
-        else:
-            self.annotation_file = os.fspath(annotation_json)
-            try:
-                with open(self.annotation_file, "r", encoding="utf-8") as f:
-                    data = json.load(f)
-            except FileNotFoundError as e:
-                raise FileNotFoundError(f"annotation file not found: {self.annotation_file}") from e
-            except json.JSONDecodeError as e:
-                raise InvalidAnnotationError(f"{self.annotation_file}: not valid JSON: {e}") from e
-        if not isinstance(data, dict) or not isinstance(data.get("images"), list):
-            raise InvalidAnnotationError(f"{self.annotation_file}: expected a COCO dict with an 'images' list")
+        data = self._load_json(annotation_json)
         data.setdefault("annotations", [])
         data.setdefault("categories", [])
         self._check_structure(data)
@@ -285,6 +272,29 @@ class CocoDataset(torch.utils.data.Dataset):
         self.label_to_category_id: Dict[int, int] = {v: k for k, v in self.category_id_to_label.items()}
         self.class_names: List[str] = ["__background__"] + [str(c.get("name", c["id"])) for c in cats]
 
+        self._init_keypoints(cats, keypoints)
+        self._index_images(data, skip_invalid)
+
+    def _load_json(self, annotation_json: Union[str, os.PathLike, dict]) -> dict:
+        """The COCO dict from a path or a dict; sets ``annotation_file``."""
+        if isinstance(annotation_json, dict):
+            self.annotation_file = "<dict>"
+            data = annotation_json
+        else:
+            self.annotation_file = os.fspath(annotation_json)
+            try:
+                with open(self.annotation_file, "r", encoding="utf-8") as f:
+                    data = json.load(f)
+            except FileNotFoundError as e:
+                raise FileNotFoundError(f"annotation file not found: {self.annotation_file}") from e
+            except json.JSONDecodeError as e:
+                raise InvalidAnnotationError(f"{self.annotation_file}: not valid JSON: {e}") from e
+        if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+            raise InvalidAnnotationError(f"{self.annotation_file}: expected a COCO dict with an 'images' list")
+        return data
+
+    def _init_keypoints(self, cats: List[dict], keypoints: Optional[bool]) -> None:
+        """Keypoint names, skeleton and flip map from the first category that defines them."""
         kp_cat = next((c for c in cats if c.get("keypoints")), None)
         if keypoints is True and kp_cat is None:
             raise InvalidAnnotationError(f"{self.annotation_file}: keypoints=True but no category defines 'keypoints'")
@@ -299,6 +309,8 @@ class CocoDataset(torch.utils.data.Dataset):
             self.keypoint_names, self.skeleton, self.keypoint_flip_map = [], [], []
         self.keypoint_sigmas = None  # COCO's defaults when len(keypoint_names) == 17
 
+    def _index_images(self, data: dict, skip_invalid: bool) -> None:
+        """Validated annotations per image; missing files and bad annotations raise or are counted."""
         self._anns_by_image: Dict[int, List[dict]] = {}
         self.ids: List[int] = []
         bad_ids = set()
