@@ -1,8 +1,12 @@
 # Warnings on and clean: -Wall -Wextra everywhere (MN_WERROR=ON turns them into errors).
 option(MN_WERROR "Treat warnings as errors" OFF)
+set(MN_WARNING_OPTIONS "")
+if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
+  set(MN_WARNING_OPTIONS -Wall -Wextra -Wno-unknown-pragmas)
+endif()
 function(mn_set_warnings target)
   if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
-    target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wno-unknown-pragmas>)
+    target_compile_options(${target} PRIVATE "$<$<COMPILE_LANGUAGE:CXX>:${MN_WARNING_OPTIONS}>")
     if(MN_WERROR)
       target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-Werror> $<$<COMPILE_LANGUAGE:CUDA>:-Werror=all-warnings>)
     endif()
