@@ -171,3 +171,9 @@ def test_anchor_opcheck():
     torch.library.opcheck(torch.ops.maskrcnn_native.grid_anchors.default, (cell, 5, 7, 8.0, 8.0, 0.0, True))
     torch.library.opcheck(torch.ops.maskrcnn_native.multilevel_grid_anchors.default,
                           ([cell, cell * 2], [5, 7, 3, 4], [8.0, 8.0, 16.0, 16.0], 0.5, False))
+
+
+def test_multilevel_grid_anchors_names_itself_on_a_bad_cell_shape():
+    # found by tests/fuzz: the error used to name grid_anchors
+    with pytest.raises(ValueError, match=r"multilevel_grid_anchors: cell_anchors\[0\] must have shape \[A, 4\], got \[0, 5\]"):
+        ops.multilevel_grid_anchors([torch.zeros(0, 5)], [(9, 0)], [(4, 4)])

@@ -307,6 +307,8 @@ def multilevel_grid_anchors(
         )
     for i, c in enumerate(cell_anchors):
         check_tensor("multilevel_grid_anchors", f"cell_anchors[{i}]", c, (torch.float32, torch.float64))
+        if c.dim() != 2 or c.shape[1] != 4:
+            raise ShapeError(f"multilevel_grid_anchors: cell_anchors[{i}] must have shape [A, 4], got {list(c.shape)}")
     if isinstance(cell_anchors, (list, tuple)):
         total = 0
         for i, c in enumerate(cell_anchors):
