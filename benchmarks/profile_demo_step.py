@@ -57,7 +57,7 @@ def main() -> None:
         losses = model(images, targets)
         total = sum(losses.values())
         total.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0, foreach=True)
         opt.step()
         opt.zero_grad(set_to_none=True)
         float(total)

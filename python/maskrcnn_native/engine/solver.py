@@ -16,7 +16,9 @@ def build_optimizer(model: torch.nn.Module, lr: float, momentum: float, weight_d
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the model has no trainable parameters")
-    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    # foreach: one C++ call per update instead of ~3 Python-dispatched ops per
+    # parameter (torch only defaults to it on CUDA); the same arithmetic.
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, foreach=True)
 
 
 class WarmupMultiStepLR:

@@ -557,12 +557,12 @@ def _apply_update(run: _Run) -> None:
     if scaler is not None:
         if s.clip_grad_norm is not None:
             scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), s.clip_grad_norm)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), s.clip_grad_norm, foreach=True)
         scaler.step(optimizer)
         scaler.update()
     else:
         if s.clip_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), s.clip_grad_norm)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), s.clip_grad_norm, foreach=True)
         optimizer.step()
     optimizer.zero_grad(set_to_none=True)
 
