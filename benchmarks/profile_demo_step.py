@@ -39,11 +39,19 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--no-profile", action="store_true", help="time the steps only")
     p.add_argument("--set", nargs="*", default=[], help="config overrides as for `demo --set`")
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="start from these weights (e.g. a finished demo's model.safetensors): a trained model "
+        "has many more positive RoIs than a fresh one, so its steps cost more",
+    )
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
         mn.set_num_threads(a.threads)
     cfg = demo_config("/tmp/profile-demo", overrides=a.set)
+    if a.weights:
+        cfg = demo_config("/tmp/profile-demo", overrides=[*a.set, f"model.weights={a.weights}"])
     train_ds, _ = build_datasets(cfg, train=True, eval=False)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, train_ds).train()

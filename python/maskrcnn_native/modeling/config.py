@@ -82,6 +82,12 @@ class ModelConfig:
       mask_loss: "sigmoid" (per-pixel BCE on the GT class, the paper's choice)
         | "softmax" (per-pixel multinomial over classes).
       mask_resolution: output m of the mask head (FPN 28; C4 14).
+      mask_batch_size_per_image: at most this many positive RoIs per image
+        train the mask and keypoint heads, drawn at random from the box
+        head's positives (None = all of them, the paper). Once a model
+        detects well almost every sampled positive is kept, and on a CPU the
+        mask head on ~30 RoIs per image then costs more than the rest of the
+        step.
 
     Inference
       score_threshold, nms_threshold (per class), detections_per_image.
@@ -136,6 +142,7 @@ class ModelConfig:
     class_agnostic_masks: bool = False
     mask_loss: str = "sigmoid"
     mask_resolution: int = 28
+    mask_batch_size_per_image: Optional[int] = None
 
     score_threshold: float = 0.05
     nms_threshold: float = 0.5
@@ -148,6 +155,9 @@ class ModelConfig:
     def __post_init__(self):
         if self.backbone not in _BACKBONES:
             raise ValueError(f"ModelConfig: backbone must be one of {sorted(_BACKBONES)}, got {self.backbone!r}")
+        mb = self.mask_batch_size_per_image
+        if mb is not None and (isinstance(mb, bool) or not isinstance(mb, int) or mb < 1):
+            raise ValueError(f"ModelConfig: mask_batch_size_per_image must be None or an int >= 1, got {mb!r}")
         bc = self.backbone_channels
         if isinstance(bc, bool) or not isinstance(bc, int) or bc < 8:
             raise ValueError(f"ModelConfig: backbone_channels must be an int >= 8, got {bc!r}")

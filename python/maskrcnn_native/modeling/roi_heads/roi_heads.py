@@ -75,6 +75,7 @@ class RoIHeads(nn.Module):
         self.mask_loss = cfg.mask_loss
         self.mask_resolution = int(cfg.mask_resolution)
         self.num_keypoints = int(cfg.num_keypoints)
+        self.mask_rois_per_image = cfg.mask_batch_size_per_image
 
         def pooler(size: int) -> MultiScalePooler:
             """A pooler of output size ``size`` over the configured levels."""
@@ -151,7 +152,7 @@ class RoIHeads(nn.Module):
             logits, deltas, labels, torch.cat(boxes), torch.cat([s.gt_boxes for s in samples]), self.box_coder
         )
         losses = {"loss_classifier": loss_cls, "loss_box_reg": loss_box}
-        pos_boxes, pos_matched, pos_rows = _positives(samples)
+        pos_boxes, pos_matched, pos_rows = _positives(samples, self.mask_rois_per_image)
         if self.mask_head is not None:
             if pos_rows.numel():
                 ml = self._forward_mask(feats, pos_boxes, shared[pos_rows] if shared is not None else None)
@@ -239,13 +240,19 @@ class RoIHeads(nn.Module):
         return out
 
 
-def _positives(samples: Sequence[SampledRoIs]) -> Tuple[List[Tensor], List[Tensor], Tensor]:
+def _positives(
+    samples: Sequence[SampledRoIs], limit: Optional[int] = None
+) -> Tuple[List[Tensor], List[Tensor], Tensor]:
     """Per image positive RoI boxes and matched indices, and the rows of the
-    positives in the concatenated samples (Tensor[R+] int64)."""
+    positives in the concatenated samples (Tensor[R+] int64). With ``limit``,
+    at most that many positives per image, drawn at random (torch's generator,
+    which the trainer seeds every step), in their original order."""
     boxes, matched, rows = [], [], []
     offset = 0
     for s in samples:
         pi = torch.where(s.labels > 0)[0]
+        if limit is not None and pi.numel() > limit:
+            pi = pi[torch.randperm(pi.numel(), device=pi.device)[:limit].sort().values]
         boxes.append(s.boxes[pi])
         matched.append(s.matched[pi])
         rows.append(pi + offset)
