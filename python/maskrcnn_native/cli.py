@@ -23,7 +23,12 @@ __all__ = ["main", "build_parser", "demo_config"]
 # 0.6 (README gives the time on each project CPU). Iterations matter most (1000
 # instead of 1500: segm AP 0.49); the trunk's width barely (backbone_channels
 # 32 vs 64 at 1500 iterations: segm AP 0.627 vs 0.624-0.632) while it is 1.4x
-# the step speed on the AVX2 machine.
+# the step speed on the AVX2 machine. Once the model detects, nearly all of the
+# 32 box positives per image reach the mask head, whose convolutions then cost
+# more than the rest of the step; capping them (mask_batch_size_per_image) is
+# faster but not safe for the AP floor: 16 per image gave segm AP 0.611 with 1
+# thread and 0.575 with 2 (0.40 vs 0.60 s per trained step on the AVX2 Zen 3),
+# 8 gave 0.600, so the demo keeps all of them.
 
 DEMO: Dict[str, Any] = {
     "preset": "R18-FPN",
