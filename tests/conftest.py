@@ -13,6 +13,8 @@ file's directories mark themselves with ``@pytest.mark.slow``; the node ids in
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Dict
 
 import pytest
@@ -73,6 +75,45 @@ def shapes():
     from maskrcnn_native.data import ShapesDataset
 
     return ShapesDataset(6, image_size=64, seed=11, keypoints=True)
+
+
+def _two_box_sample(h=60, w=80, keypoints=False, seed=None):
+    g = None if seed is None else torch.Generator().manual_seed(seed)
+    img = torch.rand(3, h, w, generator=g)
+    boxes = torch.tensor([[5.0, 6.0, 40.0, 50.0], [30.0, 10.0, 75.0, 40.0]])
+    masks = torch.zeros((2, h, w), dtype=torch.uint8)
+    for i, (a, b, c, d) in enumerate(boxes.long().tolist()):
+        masks[i, b + 2 : d - 2, a + 2 : c - 2] = 1
+    t = {"boxes": boxes, "labels": torch.tensor([1, 2]), "masks": masks}
+    if keypoints:
+        span_x, span_y = boxes[:, None, 2] - boxes[:, None, 0], boxes[:, None, 3] - boxes[:, None, 1]
+        kx = boxes[:, None, 0] + torch.rand(2, 17, generator=g) * span_x
+        ky = boxes[:, None, 1] + torch.rand(2, 17, generator=g) * span_y
+        t["keypoints"] = torch.stack([kx, ky, torch.full((2, 17), 2.0)], 2)
+    return img, t
+
+
+@pytest.fixture
+def two_box_sample():
+    """``f(h=60, w=80, keypoints=False, seed=None) -> (image Tensor[3, h, w] in
+    [0, 1), target)``: two boxes (XYXY pixels) with labels 1, 2, their masks
+    shrunk by 2 px, and 17 visible keypoints each when asked; drawn from a
+    generator seeded with ``seed`` (the global RNG when None)."""
+    return _two_box_sample
+
+
+@pytest.fixture
+def subprocess_env() -> Dict[str, str]:
+    """Environment for a test's Python subprocess: it imports the same
+    maskrcnn_native as this process (the installed package in CI, the working
+    tree with PYTHONPATH=python in development) and runs one OpenMP/MKL thread."""
+    import maskrcnn_native as mn
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(mn.__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
+    env["OMP_NUM_THREADS"] = "1"
+    env["MKL_NUM_THREADS"] = "1"
+    return env
 
 
 @pytest.fixture

@@ -85,8 +85,8 @@ def test_save_grid(tmp_path):
     path = tmp_path / "sub" / "predictions.png"
     grid = V.save_grid(imgs, [_det(), None, _det()], str(path), ncols=2, pad=4)
     assert path.exists()
-    back = Image.open(path)
-    assert back.size == grid.size == (2 * 50 + 3 * 4, 2 * 40 + 3 * 4)
+    with Image.open(path) as back:
+        assert back.size == grid.size == (2 * 50 + 3 * 4, 2 * 40 + 3 * 4)
     with pytest.raises(ValueError, match="3 images but 1 detection lists"):
         V.save_grid(imgs, [_det()], None)
 

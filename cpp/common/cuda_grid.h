@@ -36,6 +36,45 @@ inline Launch launch_1d(int64_t n, int64_t threads = 256, int64_t max_blocks = 8
   return l;
 }
 
+// Index i of a 4-d grid [A, B, Y, X] taken apart in memory order: NCHW (x
+// fastest) or, when channels_last, NHWC (b fastest). Kernels that walk their
+// output or input in its own memory order share this.
+struct Index4 {
+  int64_t a, b, y, x;
+};
+MN_HOST_DEVICE Index4 unravel4(int64_t i, bool channels_last, int64_t B, int64_t Y, int64_t X) {
+  Index4 r;
+  if (channels_last) {
+    r.b = i % B; i /= B; r.x = i % X; i /= X; r.y = i % Y; r.a = i / Y;
+  } else {
+    r.x = i % X; i /= X; r.y = i % Y; i /= Y; r.b = i % B; r.a = i / B;
+  }
+  return r;
+}
+
+// One-block compaction / offset kernels (phased): thread t owns items
+// [beg, end) of n in contiguous chunks ...
+struct ThreadChunk {
+  int64_t beg, end;
+};
+MN_HOST_DEVICE ThreadChunk thread_chunk(int64_t n, const GridThread& t) {
+  const int64_t chunk = (n + t.block_dim - 1) / t.block_dim;
+  const int64_t beg = t.thread * chunk;
+  return ThreadChunk{beg, beg + chunk < n ? beg + chunk : n};
+}
+
+// ... and one thread turns the per-thread totals v[0, m) into their exclusive
+// prefix sums in place, returning the grand total.
+MN_HOST_DEVICE int64_t exclusive_scan(int64_t* v, int64_t m) {
+  int64_t total = 0;
+  for (int64_t i = 0; i < m; ++i) {
+    const int64_t c = v[i];
+    v[i] = total;
+    total += c;
+  }
+  return total;
+}
+
 // Host loop over the whole grid (tests and grid emulation).
 template <typename F>
 void emulate(const Launch& l, const F& f) {

@@ -448,6 +448,18 @@ def cmd_bench(a: argparse.Namespace) -> int:
 # parser
 
 
+def _subcommand(sub, fmt, name: str, func, summary: str, description: str) -> argparse.ArgumentParser:
+    """The parser of subcommand ``name``, which runs ``func(args)``: ``summary`` in
+    the command list, ``description`` at the top of its --help."""
+    p = sub.add_parser(name, formatter_class=fmt, help=summary, description=description)
+    p.set_defaults(func=func)
+    return p
+
+
+def _add_overrides(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=help)
+
+
 def _add_threads(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--threads",
@@ -458,11 +470,13 @@ def _add_threads(p: argparse.ArgumentParser) -> None:
 
 
 def _add_demo(sub, fmt) -> None:
-    d = sub.add_parser(
+    d = _subcommand(
+        sub,
+        fmt,
         "demo",
-        formatter_class=fmt,
-        help="generate shapes, train a small model, evaluate it, draw predictions",
-        description="Generates synthetic shapes (a training split and a held-out split with "
+        cmd_demo,
+        "generate shapes, train a small model, evaluate it, draw predictions",
+        "Generates synthetic shapes (a training split and a held-out split with "
         "another seed), trains a small Mask R-CNN, evaluates it with the COCO metrics and writes "
         "OUT/metrics.json, OUT/predictions.png and OUT/model.safetensors (+ .json config). "
         "Re-running with the same OUT resumes from its checkpoints.",
@@ -487,50 +501,43 @@ def _add_demo(sub, fmt) -> None:
     d.add_argument("--seed", type=int, default=DEMO["seed"], help="seed of the training split and of training")
     d.add_argument("--eval-seed", type=int, default=DEMO["eval_seed"], help="seed of the held-out split")
     d.add_argument("--preset", default=DEMO["preset"], help="model preset")
-    d.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="any other TrainConfig override, e.g. --set solver.amp=bf16 (repeatable)",
-    )
+    _add_overrides(d, "any other TrainConfig override, e.g. --set solver.amp=bf16 (repeatable)")
     d.add_argument("--no-resume", action="store_true", help="ignore checkpoints already in OUT")
     _add_threads(d)
-    d.set_defaults(func=cmd_demo)
 
 
 def _add_train(sub, fmt) -> None:
-    t = sub.add_parser(
+    t = _subcommand(
+        sub,
+        fmt,
         "train",
-        formatter_class=fmt,
-        help="train from a YAML/JSON config plus overrides",
-        description="Trains a model described by a TrainConfig (model, data, solver sections; see "
+        cmd_train,
+        "train from a YAML/JSON config plus overrides",
+        "Trains a model described by a TrainConfig (model, data, solver sections; see "
         "configs/*.yaml). Resumes automatically from the newest checkpoint in the output directory. "
         "Under torchrun every process runs this command (DistributedDataParallel; gloo on CPU, "
         "nccl on CUDA); rank 0 logs, checkpoints and evaluates.",
     )
     t.add_argument("--config", default=None, help="YAML (.yaml/.yml) or JSON (.json) config file; defaults if omitted")
-    t.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="dotted override, type-checked: --set solver.lr=0.01 --set solver.steps=[800,900] "
+    _add_overrides(
+        t,
+        "dotted override, type-checked: --set solver.lr=0.01 --set solver.steps=[800,900] "
         "--set model.min_size=160 (repeatable)",
     )
     t.add_argument("--output-dir", default=None, help="shortcut for --set output_dir=DIR")
     t.add_argument("--no-resume", action="store_true", help="start from scratch even if checkpoints exist")
     t.add_argument("--no-eval", action="store_true", help="skip the evaluation after training")
     _add_threads(t)
-    t.set_defaults(func=cmd_train)
 
 
 def _add_eval(sub, fmt) -> None:
-    e = sub.add_parser(
+    e = _subcommand(
+        sub,
+        fmt,
         "eval",
-        formatter_class=fmt,
-        help="COCO metrics of a trained model",
-        description="Evaluates a saved model (bbox, segm and keypoint AP through pycocotools). "
+        cmd_eval,
+        "COCO metrics of a trained model",
+        "Evaluates a saved model (bbox, segm and keypoint AP through pycocotools). "
         "Data: a freshly generated synthetic split (--shapes-seed; image size, count and keypoints "
         "default to the training config saved next to the weights) or a COCO-format dataset "
         "(--images and --annotations).",
@@ -546,15 +553,16 @@ def _add_eval(sub, fmt) -> None:
     e.add_argument("--out", default=None, help="write coco_results.json, metrics.json, per_class_AP.txt here")
     e.add_argument("--json", action="store_true", help="also print the metrics as one JSON line")
     _add_threads(e)
-    e.set_defaults(func=cmd_eval)
 
 
 def _add_predict(sub, fmt) -> None:
-    pr = sub.add_parser(
+    pr = _subcommand(
+        sub,
+        fmt,
         "predict",
-        formatter_class=fmt,
-        help="detect objects in images; pictures + COCO json",
-        description="Runs a saved model on image files; writes OUT/<name>_pred.png with masks, "
+        cmd_predict,
+        "detect objects in images; pictures + COCO json",
+        "Runs a saved model on image files; writes OUT/<name>_pred.png with masks, "
         "boxes, labels, scores (and keypoints) drawn, OUT/predictions.json (COCO results format) "
         "and OUT/images.json (image id -> file).",
     )
@@ -574,15 +582,16 @@ def _add_predict(sub, fmt) -> None:
         help="comma-separated class names for labels 1..K (default: dataset_info.json next to the weights)",
     )
     _add_threads(pr)
-    pr.set_defaults(func=cmd_predict)
 
 
 def _add_make_shapes(sub, fmt) -> None:
-    m = sub.add_parser(
+    m = _subcommand(
+        sub,
+        fmt,
         "make-shapes",
-        formatter_class=fmt,
-        help="write the synthetic shapes as images + COCO json",
-        description="Writes DIR/images/*.png and DIR/annotations.json (COCO format, RLE masks, "
+        cmd_make_shapes,
+        "write the synthetic shapes as images + COCO json",
+        "Writes DIR/images/*.png and DIR/annotations.json (COCO format, RLE masks, "
         "keypoints with --keypoints), readable by CocoDataset and 'train --set data.source=coco'.",
     )
     m.add_argument("dir", help="output directory")
@@ -590,15 +599,16 @@ def _add_make_shapes(sub, fmt) -> None:
     m.add_argument("--image-size", type=int, default=128, help="side of the square images")
     m.add_argument("--seed", type=int, default=0, help="generator seed (image i depends only on seed and i)")
     m.add_argument("--keypoints", action="store_true", help="include keypoints (shape vertices)")
-    m.set_defaults(func=cmd_make_shapes)
 
 
 def _add_convert(sub, fmt) -> None:
-    c = sub.add_parser(
+    c = _subcommand(
+        sub,
+        fmt,
         "convert",
-        formatter_class=fmt,
-        help="torchvision .pth -> native safetensors",
-        description="Converts a torchvision detection checkpoint (read with weights_only=True, "
+        cmd_convert,
+        "torchvision .pth -> native safetensors",
+        "Converts a torchvision detection checkpoint (read with weights_only=True, "
         "nothing is unpickled) into DST (safetensors) plus DST.json (the model config), loadable "
         "with mn.Model.load.",
     )
@@ -616,21 +626,21 @@ def _add_convert(sub, fmt) -> None:
         action="store_true",
         help="re-initialise class-specific layers (for fine-tuning on other classes)",
     )
-    c.set_defaults(func=cmd_convert)
 
 
 def _add_bench(sub, fmt) -> None:
-    b = sub.add_parser(
+    b = _subcommand(
+        sub,
+        fmt,
         "bench",
-        formatter_class=fmt,
-        help="time the native ops (vs torchvision when installed)",
-        description="Runs the pytest-benchmark suite in benchmarks/ (source checkout), or with "
+        cmd_bench,
+        "time the native ops (vs torchvision when installed)",
+        "Runs the pytest-benchmark suite in benchmarks/ (source checkout), or with "
         "--quick (or outside a checkout) a short built-in timing of RoIAlign against torchvision.",
     )
     b.add_argument("--quick", action="store_true", help="built-in timing only")
     b.add_argument("--repeats", type=int, default=5, help="repeats of the quick timing (best is reported)")
     b.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra arguments passed to pytest")
-    b.set_defaults(func=cmd_bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,21 +20,11 @@ SMALL = dict(min_size=64, max_size=96, num_classes=3, rpn_pre_nms_top_n_test=100
              score_threshold=0.0, detections_per_image=10)
 
 
-def _sample(h=60, w=80):
-    g = torch.Generator().manual_seed(0)
-    img = torch.rand(3, h, w, generator=g)
-    boxes = torch.tensor([[5.0, 6.0, 40.0, 50.0], [30.0, 10.0, 75.0, 40.0]])
-    masks = torch.zeros((2, h, w), dtype=torch.uint8)
-    for i, (a, b, c, d) in enumerate(boxes.long().tolist()):
-        masks[i, b + 2:d - 2, a + 2:c - 2] = 1
-    return img, {"boxes": boxes, "labels": torch.tensor([1, 2]), "masks": masks}
-
-
-def test_train_step_and_predict_cuda_match_cpu():
+def test_train_step_and_predict_cuda_match_cpu(two_box_sample):
     torch.manual_seed(0)
     cpu = mn.Model("R18-FPN", **SMALL)
     gpu = copy.deepcopy(cpu).to("cuda")
-    img, t = _sample()
+    img, t = two_box_sample(seed=0)
     tg = {k: v.to("cuda") for k, v in t.items()}
     cpu.train()
     gpu.train()

@@ -7,6 +7,7 @@ inside PIL or pycocotools, never a silently wrong sample."""
 import copy
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ N = 4
 def clean(tmp_path_factory):
     root = tmp_path_factory.mktemp("shapes")
     image_dir, json_path = write_coco(ShapesDataset(N, image_size=48, seed=3), str(root))
-    data = json.loads(open(json_path).read())
+    data = json.loads(Path(json_path).read_text())
     assert len(data["images"]) == N and len(data["annotations"]) >= N
     return root, image_dir, data
 
@@ -57,7 +58,8 @@ def _truncated_jpeg(d, data):
     img = data["images"][1]
     src = d / img["file_name"]
     jpg = src.with_suffix(".jpg")
-    Image.open(src).convert("RGB").save(jpg, quality=95)
+    with Image.open(src) as im:
+        im.convert("RGB").save(jpg, quality=95)
     raw = jpg.read_bytes()
     jpg.write_bytes(raw[: len(raw) // 2])
     img["file_name"] = jpg.name

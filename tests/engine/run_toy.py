@@ -2,16 +2,14 @@
 by the engine tests so that runs can be killed and restarted."""
 
 import argparse
-import os
-import sys
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# A script's own folder heads sys.path (Python's rule for `python path/to/run_toy.py`),
+# so toy.py beside it imports as `toy`; maskrcnn_native comes from the caller's PYTHONPATH.
+from toy import ToyDataset, ToyDetector
 
-from toy import ToyDataset, ToyDetector  # noqa: E402
-
-from maskrcnn_native.engine import TrainConfig, apply_overrides, train  # noqa: E402
+from maskrcnn_native.engine import TrainConfig, apply_overrides, train
 
 
 def main():

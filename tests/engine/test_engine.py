@@ -29,21 +29,10 @@ from maskrcnn_native.engine import checkpoint as ckpt
 from maskrcnn_native.engine.sampler import GlobalOrder, TrainBatchSampler
 from maskrcnn_native.engine.solver import WarmupMultiStepLR
 
+from .toy import ToyDataset, ToyDetector
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-sys.path.insert(0, str(HERE))
-from toy import ToyDataset, ToyDetector  # noqa: E402
-
-
-def _env():
-    env = dict(os.environ)
-    # Subprocesses import the same maskrcnn_native as this process: the
-    # installed package in CI, the working tree (PYTHONPATH=python) in development.
-    pkg_parent = str(Path(mn.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join([pkg_parent, env.get("PYTHONPATH", "")])
-    env["OMP_NUM_THREADS"] = "1"
-    env["MKL_NUM_THREADS"] = "1"
-    return env
 
 
 def _run_toy(out, *sets, sleep=0.0):
@@ -229,7 +218,7 @@ def test_grad_accumulation_equals_larger_batch_for_per_image_mean(tmp_path):
 # ---------------------------------------------------------------------------- kill + resume
 
 
-def test_sigkill_then_resume_is_bit_identical(tmp_path):
+def test_sigkill_then_resume_is_bit_identical(tmp_path, subprocess_env):
     """A run killed with SIGKILL right after its first checkpoint and then
     restarted ends with exactly the same weights as an uninterrupted run.
 
@@ -242,10 +231,10 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
     sets = ["solver.max_iter=12", "checkpoint_period=4", "keep_last=5", "solver.lr=0.05",
             "solver.warmup_iters=3", "solver.steps=[8]", "log_period=1"]
     ref = tmp_path / "ref"
-    subprocess.run(_run_toy(ref, *sets), check=True, env=_env(), timeout=120)
+    subprocess.run(_run_toy(ref, *sets), check=True, env=subprocess_env, timeout=120)
 
     run = tmp_path / "run"
-    proc = subprocess.Popen(_run_toy(run, *sets, sleep=0.25), env=_env())
+    proc = subprocess.Popen(_run_toy(run, *sets, sleep=0.25), env=subprocess_env)
     first = ckpt.checkpoint_path(run, 4)
     deadline = time.time() + 90
     while not first.exists() and proc.poll() is None and time.time() < deadline:
@@ -258,7 +247,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
     killed_at = int(ckpt.latest_checkpoint(run).stem.split("_")[1])
     assert 4 <= killed_at < 12
 
-    out = subprocess.run(_run_toy(run, *sets), check=True, env=_env(), timeout=120, capture_output=True, text=True)
+    out = subprocess.run(_run_toy(run, *sets), check=True, env=subprocess_env, timeout=120, capture_output=True, text=True)
     ref_w, run_w = _final_weights(ref), _final_weights(run)
     assert ref_w.keys() == run_w.keys()
     for k in ref_w:
@@ -276,7 +265,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
 # ---------------------------------------------------------------------------- 2 processes
 
 
-def test_two_processes_match_one_process(tmp_path):
+def test_two_processes_match_one_process(tmp_path, subprocess_env):
     """torchrun with 2 gloo processes (batch 1 each) against 1 process with
     batch 1 and 2 accumulation steps: the same global batch of 2, the same
     images in the same slots, the same model RNG per slot. DDP averages the
@@ -285,11 +274,11 @@ def test_two_processes_match_one_process(tmp_path):
     sets = ["solver.max_iter=4", "solver.lr=0.05", "solver.warmup_iters=1", "log_period=1",
             "checkpoint_period=100", "solver.batch_size=1"]
     one = tmp_path / "one"
-    subprocess.run(_run_toy(one, *sets, "solver.grad_accum_steps=2"), check=True, env=_env(), timeout=120)
+    subprocess.run(_run_toy(one, *sets, "solver.grad_accum_steps=2"), check=True, env=subprocess_env, timeout=120)
     two = tmp_path / "two"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            *_run_toy(two, *sets)[1:]]
-    subprocess.run(cmd, check=True, env=_env(), timeout=180)
+    subprocess.run(cmd, check=True, env=subprocess_env, timeout=180)
     r1, r2 = _records(one), _records(two)
     assert [r["iteration"] for r in r2] == [1, 2, 3, 4]
     for a, b in zip(r1, r2):

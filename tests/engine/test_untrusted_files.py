@@ -44,13 +44,7 @@ def _evil_files(tmp_path):
     return marker, [zipped, legacy, plain]
 
 
-def _env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(mn.__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
-    return env
-
-
-def test_no_pickle_runs_in_model_load_from_torchvision_or_convert(tmp_path):
+def test_no_pickle_runs_in_model_load_from_torchvision_or_convert(tmp_path, subprocess_env):
     marker, files = _evil_files(tmp_path)
     for f in files:
         with pytest.raises(WeightsFileError, match=str(f)):
@@ -63,7 +57,7 @@ def test_no_pickle_runs_in_model_load_from_torchvision_or_convert(tmp_path):
     # the command line: one line on stderr, exit status 2, no marker
     for f in files[:2]:
         r = subprocess.run([sys.executable, "-m", "maskrcnn_native", "convert", str(f), str(tmp_path / "o.safetensors")],
-                           capture_output=True, text=True, env=_env(), timeout=300)
+                           capture_output=True, text=True, env=subprocess_env, timeout=300)
         assert r.returncode == 2, r.stderr
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and str(f) in lines[0] and "refusing" in lines[0], r.stderr

@@ -9,21 +9,6 @@ import maskrcnn_native as mn
 NARROW = dict(fpn_channels=32, box_head_dim=64, mask_head_dim=32)
 
 
-def _sample(h=60, w=80, keypoints=False):
-    g = torch.Generator().manual_seed(3)
-    img = torch.rand(3, h, w, generator=g)
-    boxes = torch.tensor([[5.0, 6.0, 40.0, 50.0], [30.0, 10.0, 75.0, 40.0]])
-    masks = torch.zeros((2, h, w), dtype=torch.uint8)
-    for i, (a, b, c, d) in enumerate(boxes.long().tolist()):
-        masks[i, b + 2:d - 2, a + 2:c - 2] = 1
-    t = {"boxes": boxes, "labels": torch.tensor([1, 2]), "masks": masks}
-    if keypoints:
-        kx = boxes[:, None, 0] + torch.rand(2, 17, generator=g) * (boxes[:, None, 2] - boxes[:, None, 0])
-        ky = boxes[:, None, 1] + torch.rand(2, 17, generator=g) * (boxes[:, None, 3] - boxes[:, None, 1])
-        t["keypoints"] = torch.stack([kx, ky, torch.full((2, 17), 2.0)], 2)
-    return img, t
-
-
 def _kp(preset):
     return {"keypoint_head_dim": 32} if preset.endswith("KP") else {}
 
@@ -37,10 +22,10 @@ def _pair(small, preset, **kw):
 
 
 @pytest.mark.parametrize("preset", ["R18-FPN", "R18-FPN-KP"])
-def test_float64_model_trains_like_float32(preset, small_config):
+def test_float64_model_trains_like_float32(preset, small_config, two_box_sample):
     m32, m64 = _pair(small_config, preset, **_kp(preset))
     assert m64.preprocess.mean.dtype == torch.float64 and m64.preprocess.std.dtype == torch.float64
-    img, t = _sample(keypoints=preset.endswith("KP"))
+    img, t = two_box_sample(seed=3, keypoints=preset.endswith("KP"))
     m32.train()
     m64.train()
     torch.manual_seed(5)
@@ -57,9 +42,9 @@ def test_float64_model_trains_like_float32(preset, small_config):
 
 
 @pytest.mark.parametrize("preset", ["R18-FPN", "R18-FPN-KP"])
-def test_float64_model_predicts_like_float32(preset, small_config):
+def test_float64_model_predicts_like_float32(preset, small_config, two_box_sample):
     m32, m64 = _pair(small_config, preset, **_kp(preset))
-    img, _ = _sample(keypoints=preset.endswith("KP"))
+    img, _ = two_box_sample(seed=3, keypoints=preset.endswith("KP"))
     d32 = m32.predict(img)[0]
     d64 = m64.predict(img)[0]
     assert d64.boxes.dtype == torch.float64 and len(d64) == len(d32) > 0
@@ -88,7 +73,7 @@ def test_preprocessing_buffers_stay_out_of_the_state_dict(small_model):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_model_predicts_on_the_device(small_config):
+def test_cuda_model_predicts_on_the_device(small_config, two_box_sample):
     model = mn.Model("R18-FPN", **small_config).cuda().eval()
-    det = model.predict(_sample()[0])[0]
+    det = model.predict(two_box_sample(seed=3)[0])[0]
     assert det.boxes.device.type == "cuda" and det.masks.device.type == "cuda"

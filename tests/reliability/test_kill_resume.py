@@ -27,14 +27,6 @@ ITERS = 14
 KILLS = 10
 
 
-def _env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(mn.__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
-    env["OMP_NUM_THREADS"] = "1"
-    env["MKL_NUM_THREADS"] = "1"
-    return env
-
-
 def _config(path: Path) -> Path:
     from maskrcnn_native.cli import demo_config
     from maskrcnn_native.engine.config import save_config
@@ -70,11 +62,11 @@ def _wait(proc, cond, timeout=240.0, poll=0.002):
     return False
 
 
-def test_ten_sigkills_lose_nothing(tmp_path):
+def test_ten_sigkills_lose_nothing(tmp_path, subprocess_env):
     rng = random.Random(12)
     cfg = _config(tmp_path / "demo.yaml")
     ref = tmp_path / "ref"
-    subprocess.run(_cmd(cfg, ref), check=True, env=_env(), timeout=600, capture_output=True)
+    subprocess.run(_cmd(cfg, ref), check=True, env=subprocess_env, timeout=600, capture_output=True)
     ref_keys = set(ckpt.load_checkpoint(ckpt.latest_checkpoint(ref))["model"])
 
     run = tmp_path / "run"
@@ -82,7 +74,7 @@ def test_ten_sigkills_lose_nothing(tmp_path):
     log = []
     for k in range(KILLS):
         start = _latest_iter(run)
-        proc = subprocess.Popen(_cmd(cfg, run), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(_cmd(cfg, run), env=subprocess_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             if k % 2 == 0:
                 # during a write: the second checkpoint this process writes (so every round makes progress)
@@ -110,7 +102,7 @@ def test_ten_sigkills_lose_nothing(tmp_path):
         log.append((mode, start, state["iteration"], len(left)))
     assert _latest_iter(run) < ITERS, log
 
-    r = subprocess.run(_cmd(cfg, run), env=_env(), timeout=600, capture_output=True, text=True)
+    r = subprocess.run(_cmd(cfg, run), env=subprocess_env, timeout=600, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
     assert _tmps(run) == []  # leftovers of killed writes were cleaned up
     from safetensors.torch import load_file

@@ -27,14 +27,6 @@ SETS = ["model.rpn_batch_size_per_image=1000000", "model.rpn_positive_fraction=1
         "model.box_positive_fraction=1.0", "solver.lr=0.01", "solver.warmup_iters=4", "solver.steps=[]"]
 
 
-def _env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(mn.__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
-    env["OMP_NUM_THREADS"] = "1"
-    env["MKL_NUM_THREADS"] = "1"
-    return env
-
-
 def _cmd(out, batch, *extra):
     cmd = [str(HERE / "run_real_model.py"), "--out", str(out), "--set", f"solver.batch_size={batch}", *extra]
     for s in SETS:
@@ -50,11 +42,11 @@ def _torchrun(*args):
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *args]
 
 
-def test_two_processes_with_sync_bn_match_one_process(tmp_path):
+def test_two_processes_with_sync_bn_match_one_process(tmp_path, subprocess_env):
     one, two, ctrl = tmp_path / "one", tmp_path / "two", tmp_path / "nosync"
-    subprocess.run([sys.executable, *_cmd(one, 4)], check=True, env=_env(), timeout=600, capture_output=True)
-    subprocess.run(_torchrun(*_cmd(two, 2)), check=True, env=_env(), timeout=600, capture_output=True)
-    subprocess.run(_torchrun(*_cmd(ctrl, 2, "--no-sync-bn")), check=True, env=_env(), timeout=600,
+    subprocess.run([sys.executable, *_cmd(one, 4)], check=True, env=subprocess_env, timeout=600, capture_output=True)
+    subprocess.run(_torchrun(*_cmd(two, 2)), check=True, env=subprocess_env, timeout=600, capture_output=True)
+    subprocess.run(_torchrun(*_cmd(ctrl, 2, "--no-sync-bn")), check=True, env=subprocess_env, timeout=600,
                    capture_output=True)
     r1, r2, rc = _records(one), _records(two), _records(ctrl)
     assert [r["iteration"] for r in r2] == [r["iteration"] for r in r1] == [1, 2, 3, 4]

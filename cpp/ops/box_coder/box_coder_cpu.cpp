@@ -49,14 +49,7 @@ void decode_boxes(const TensorView& codes, const TensorView& boxes,
   });
 }
 
-template void encode_boxes<float>(const TensorView&, const TensorView&,
-                                  const std::array<double, 4>&, const TensorView&);
-template void encode_boxes<double>(const TensorView&, const TensorView&,
-                                   const std::array<double, 4>&, const TensorView&);
-template void decode_boxes<float>(const TensorView&, const TensorView&,
-                                  const std::array<double, 4>&, double, const TensorView&);
-template void decode_boxes<double>(const TensorView&, const TensorView&,
-                                   const std::array<double, 4>&, double, const TensorView&);
+#include "ops/box_coder/box_coder_instances.inc"
 
 }  // namespace cpu
 }  // namespace mn

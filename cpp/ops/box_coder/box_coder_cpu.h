@@ -5,13 +5,7 @@
 namespace mn {
 namespace cpu {
 
-template <typename T>
-void encode_boxes(const TensorView& reference, const TensorView& proposals,
-                  const std::array<double, 4>& weights, const TensorView& out);
-
-template <typename T>
-void decode_boxes(const TensorView& codes, const TensorView& boxes,
-                  const std::array<double, 4>& weights, double clamp, const TensorView& out);
+#include "ops/box_coder/box_coder_backend.inc"
 
 }  // namespace cpu
 }  // namespace mn

@@ -21,14 +21,7 @@ void decode_boxes(const TensorView& codes, const TensorView& boxes,
   box_coder_detail::decode_run<T>(ex, codes, boxes, w, clamp, out, "decode_boxes");
 }
 
-template void encode_boxes<float>(const TensorView&, const TensorView&,
-                                  const std::array<double, 4>&, const TensorView&);
-template void encode_boxes<double>(const TensorView&, const TensorView&,
-                                   const std::array<double, 4>&, const TensorView&);
-template void decode_boxes<float>(const TensorView&, const TensorView&,
-                                  const std::array<double, 4>&, double, const TensorView&);
-template void decode_boxes<double>(const TensorView&, const TensorView&,
-                                   const std::array<double, 4>&, double, const TensorView&);
+#include "ops/box_coder/box_coder_instances.inc"
 
 }  // namespace cuda
 }  // namespace mn

@@ -449,18 +449,7 @@ void box_iou(const TensorView& boxes1, const TensorView& boxes2, const TensorVie
   });
 }
 
-template int64_t nms<float>(const TensorView&, const TensorView&, double, const TensorView&);
-template int64_t nms<double>(const TensorView&, const TensorView&, double, const TensorView&);
-template int64_t batched_nms<float, int64_t>(const TensorView&, const TensorView&,
-                                             const TensorView&, double, const TensorView&);
-template int64_t batched_nms<double, int64_t>(const TensorView&, const TensorView&,
-                                              const TensorView&, double, const TensorView&);
-template int64_t batched_nms<float, int32_t>(const TensorView&, const TensorView&,
-                                             const TensorView&, double, const TensorView&);
-template int64_t batched_nms<double, int32_t>(const TensorView&, const TensorView&,
-                                              const TensorView&, double, const TensorView&);
-template void box_iou<float>(const TensorView&, const TensorView&, const TensorView&);
-template void box_iou<double>(const TensorView&, const TensorView&, const TensorView&);
+#include "ops/nms/nms_instances.inc"
 
 }  // namespace cpu
 }  // namespace mn

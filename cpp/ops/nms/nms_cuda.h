@@ -9,16 +9,7 @@
 namespace mn {
 namespace cuda {
 
-template <typename T>
-int64_t nms(const TensorView& boxes, const TensorView& scores, double iou_threshold,
-            const TensorView& keep);
-
-template <typename T, typename Idx>
-int64_t batched_nms(const TensorView& boxes, const TensorView& scores, const TensorView& idxs,
-                    double iou_threshold, const TensorView& keep);
-
-template <typename T>
-void box_iou(const TensorView& boxes1, const TensorView& boxes2, const TensorView& out);
+#include "ops/nms/nms_backend.inc"
 
 }  // namespace cuda
 }  // namespace mn

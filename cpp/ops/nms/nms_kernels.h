@@ -224,25 +224,16 @@ struct NmsCompact {
   static constexpr int kPhases = 3;
 
   MN_HOST_DEVICE void phase(int p, GridThread t, Shared& s) const {
-    const int64_t chunk = (n + t.block_dim - 1) / t.block_dim;
-    const int64_t beg = t.thread * chunk;
-    const int64_t end = beg + chunk < n ? beg + chunk : n;
+    const ThreadChunk ch = thread_chunk(n, t);
     if (p == 0) {
       int64_t c = 0;
-      for (int64_t r = beg; r < end; ++r) c += flags[r] ? 1 : 0;
+      for (int64_t r = ch.beg; r < ch.end; ++r) c += flags[r] ? 1 : 0;
       s.cnt[t.thread] = c;
     } else if (p == 1) {
-      if (t.thread != 0) return;
-      int64_t total = 0;
-      for (int64_t i = 0; i < t.block_dim; ++i) {
-        const int64_t c = s.cnt[i];
-        s.cnt[i] = total;
-        total += c;
-      }
-      *count = total;
+      if (t.thread == 0) *count = exclusive_scan(s.cnt, t.block_dim);
     } else {
       int64_t off = s.cnt[t.thread];
-      for (int64_t r = beg; r < end; ++r)
+      for (int64_t r = ch.beg; r < ch.end; ++r)
         if (flags[r]) keep[off++] = order[r];
     }
   }

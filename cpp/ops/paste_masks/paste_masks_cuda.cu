@@ -35,16 +35,7 @@ void paste_masks_crops(const TensorView& masks, const TensorView& boxes, const T
   crops_run<T>(ex, masks, boxes, rects, output, p, kOp);
 }
 
-#define MN_INSTANTIATE(T)                                                                    \
-  template void paste_masks_plan<T>(const TensorView&, const TensorView&, const TensorView&, \
-                                    const PasteMasksParams&);                                \
-  template void paste_masks_forward<T>(const TensorView&, const TensorView&,                 \
-                                       const TensorView&, const PasteMasksParams&);          \
-  template void paste_masks_crops<T>(const TensorView&, const TensorView&, const TensorView&, \
-                                     const TensorView&, const PasteMasksParams&);
-MN_INSTANTIATE(float)
-MN_INSTANTIATE(double)
-#undef MN_INSTANTIATE
+#include "ops/paste_masks/paste_masks_instances.inc"
 
 }  // namespace cuda
 }  // namespace mn

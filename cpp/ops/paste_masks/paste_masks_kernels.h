@@ -119,25 +119,16 @@ struct PasteOffsets {
     return (r[2] - r[0]) * (r[3] - r[1]);
   }
   MN_HOST_DEVICE void phase(int p, GridThread t, Shared& s) const {
-    const int64_t chunk = (N + t.block_dim - 1) / t.block_dim;
-    const int64_t beg = t.thread * chunk;
-    const int64_t end = beg + chunk < N ? beg + chunk : N;
+    const ThreadChunk ch = thread_chunk(N, t);
     if (p == 0) {
       int64_t a = 0;
-      for (int64_t k = beg; k < end; ++k) a += area(k);
+      for (int64_t k = ch.beg; k < ch.end; ++k) a += area(k);
       s.sum[t.thread] = a;
     } else if (p == 1) {
-      if (t.thread != 0) return;
-      int64_t total = 0;
-      for (int64_t i = 0; i < t.block_dim; ++i) {
-        const int64_t a = s.sum[i];
-        s.sum[i] = total;
-        total += a;
-      }
-      offsets[N] = total;
+      if (t.thread == 0) offsets[N] = exclusive_scan(s.sum, t.block_dim);
     } else {
       int64_t off = s.sum[t.thread];
-      for (int64_t k = beg; k < end; ++k) {
+      for (int64_t k = ch.beg; k < ch.end; ++k) {
         offsets[k] = off;
         off += area(k);
       }

@@ -10,6 +10,11 @@
 namespace mn {
 namespace roi_align_detail {
 
+// Element strides of an NCHW-indexed tensor (any memory format).
+struct Strides4 {
+  int64_t n, c, h, w;
+};
+
 template <typename T>
 struct RoiGeometry {
   int64_t batch = 0;

@@ -24,12 +24,16 @@
 
 namespace mn {
 namespace cpu {
-namespace {
+// A named namespace, not an anonymous one: the kernels are instantiated from
+// roi_align_instances.inc, and GCC warns (-Wsubobject-linkage) when a lambda
+// there captures a type of the anonymous namespace.
+namespace roi_align_impl {
 
 using roi_align_detail::axis_taps;
 using roi_align_detail::RoiGeometry;
 using roi_align_detail::roi_geometry;
 using roi_align_detail::sample_pos;
+using roi_align_detail::Strides4;
 
 template <typename T>
 struct AxisTable {
@@ -260,7 +264,53 @@ std::vector<int64_t> spatial_order(const T* rois, int64_t K, double scale) {
   return order;
 }
 
-}  // namespace
+// Whether an NCHW map is worth a channels_last scratch copy (forward: of the
+// input; backward: of the gradient, transposed back afterwards): when the
+// sampled taps, about 16 per bin, outnumber twice the map's pixels, one pass
+// over the map buys the vectorised channels_last kernel for all of them.
+inline bool transpose_pays(int64_t K, int64_t PH, int64_t PW, int64_t N, int64_t C, int64_t H,
+                           int64_t W) {
+  const double taps = double(K) * double(PH) * double(PW) * 16.0;
+  const double pixels = double(N) * double(H) * double(W) * 2.0;
+  return taps > pixels && C >= 8;
+}
+
+inline Strides4 channels_last_strides(int64_t C, int64_t H, int64_t W) {
+  return Strides4{H * W * C, 1, W * C, C};
+}
+
+template <typename T>
+std::unique_ptr<T[]> scratch_buffer(int64_t n) {
+  std::unique_ptr<T[]> b(new T[static_cast<size_t>(n)]);
+  advise_huge_pages(b.get(), static_cast<size_t>(n) * sizeof(T));
+  return b;
+}
+
+// dst[n, c, h, w] = src[n, c, h, w] between two memory formats (the NCHW <->
+// channels_last transpose of both directions), parallel over (n, h) rows. The
+// channels go in blocks of 16, so each pass over a row touches one 64-byte
+// line of floats per pixel on the channels_last side.
+template <typename T>
+void copy_layout(const T* src, Strides4 s, T* dst, Strides4 d, int64_t N, int64_t C, int64_t H,
+                 int64_t W) {
+  parallel_for(0, N * H, 1, [&](int64_t lo, int64_t hi) {
+    constexpr int64_t CB = 16;
+    for (int64_t nh = lo; nh < hi; ++nh) {
+      const int64_t n = nh / H, h = nh % H;
+      const T* sr = src + n * s.n + h * s.h;
+      T* dr = dst + n * d.n + h * d.h;
+      for (int64_t c0 = 0; c0 < C; c0 += CB) {
+        const int64_t c1 = std::min(C, c0 + CB);
+        for (int64_t w = 0; w < W; ++w)
+          for (int64_t c = c0; c < c1; ++c) dr[c * d.c + w * d.w] = sr[c * s.c + w * s.w];
+      }
+    }
+  });
+}
+
+}  // namespace roi_align_impl
+
+using namespace roi_align_impl;
 
 template <typename T>
 void roi_align_forward(const TensorView& input, const TensorView& rois,
@@ -276,41 +326,18 @@ void roi_align_forward(const TensorView& input, const TensorView& rois,
 
   // Feature source in channels_last form: the input itself, or a scratch copy.
   const T* feat = input.ptr<T>();
-  int64_t sN = input.stride(0), sC = input.stride(1), sH = input.stride(2), sW = input.stride(3);
+  Strides4 fs{input.stride(0), input.stride(1), input.stride(2), input.stride(3)};
   bool cl = input.is_channels_last() || C == 1;
   std::unique_ptr<T[]> scratch;
-  if (!cl) {
-    // Transpose when the sampled taps outnumber the map's pixels enough to
-    // pay for one pass over the input; otherwise use the strided kernel.
-    const double taps = double(K) * double(PH) * double(PW) * 16.0;
-    const double pixels = double(N) * double(H) * double(W) * 2.0;
-    if (taps > pixels && C >= 8) {
-      scratch.reset(new T[static_cast<size_t>(N * H * W * C)]);
-      T* dst = scratch.get();
-      advise_huge_pages(dst, static_cast<size_t>(N * H * W * C) * sizeof(T));
-      const T* src = feat;
-      parallel_for(0, N * H, 1, [&](int64_t lo, int64_t hi) {
-        constexpr int64_t CB = 16;  // channels per pass: one 64-byte line of floats per pixel
-        for (int64_t nh = lo; nh < hi; ++nh) {
-          const int64_t n = nh / H, h = nh % H;
-          T* d = dst + nh * W * C;
-          const T* s = src + n * sN + h * sH;
-          int64_t c0 = 0;
-          for (; c0 + CB <= C; c0 += CB)
-            for (int64_t w = 0; w < W; ++w) {
-              T* dw = d + w * C + c0;
-              const T* sw = s + c0 * sC + w * sW;
-              for (int64_t j = 0; j < CB; ++j) dw[j] = sw[j * sC];
-            }
-          for (int64_t c = c0; c < C; ++c)
-            for (int64_t w = 0; w < W; ++w) d[w * C + c] = s[c * sC + w * sW];
-        }
-      });
-      feat = dst;
-      sN = H * W * C; sH = W * C; sW = C; sC = 1;
-      cl = true;
-    }
+  if (!cl && transpose_pays(K, PH, PW, N, C, H, W)) {
+    scratch = scratch_buffer<T>(N * H * W * C);
+    const Strides4 ss = channels_last_strides(C, H, W);
+    copy_layout<T>(feat, fs, scratch.get(), ss, N, C, H, W);
+    feat = scratch.get();
+    fs = ss;
+    cl = true;
   }
+  const int64_t sN = fs.n, sC = fs.c, sH = fs.h, sW = fs.w;
 
   advise_huge_pages(out, static_cast<size_t>(K * C * PH * PW) * sizeof(T));
   const std::vector<int64_t> order = spatial_order<T>(roi_data, K, p.spatial_scale);
@@ -354,41 +381,53 @@ void roi_align_forward(const TensorView& input, const TensorView& rois,
   });
 }
 
-namespace {
+namespace roi_align_impl {
 
-struct GradOut {  // grad_output strides
-  int64_t k, c, h, w;
+// The channels_last backward's inputs: grad_output, every RoI's tap tables
+// (with whether it contributes) in visiting order, and the accumulator.
+template <typename T>
+struct BackwardSlices {
+  const T* go;  // grad_output [K, C, PH, PW]
+  Strides4 gs;
+  const RoiTables<T>* tables;  // [K]
+  const char* live;            // [K]
+  const int64_t* order;        // [K]
+  int64_t K, PH, PW;
+  T* acc;  // [N, C, H, W], channels contiguous (as.c unused)
+  Strides4 as;
+  int64_t N, H, W;
 };
 
-// Zeroes channels [c0, c0 + nc) of a channels_last gradient buffer and
-// accumulates every RoI's gradient into them. Each channel sees the same
-// RoI / bin / tap order whatever the slice, so results are deterministic.
+// Zeroes channels [c0, c0 + nc) of the accumulator and accumulates every
+// RoI's gradient into them; g is scratch for nc values. Each channel sees the
+// same RoI / bin / tap order whatever the slice, so results are deterministic.
 template <typename T>
-MN_ALWAYS_INLINE void backward_slice_cl(const T* go, GradOut gs, const RoiTables<T>* tables,
-                                        const char* live, const int64_t* order, int64_t K, int64_t PH, int64_t PW, T* gi,
-                                        int64_t sN, int64_t sH, int64_t sW, int64_t N, int64_t H,
-                                        int64_t W, int64_t c0, int64_t nc, T* g) {
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t h = 0; h < H; ++h)
-      for (int64_t w = 0; w < W; ++w) {
-        T* d = gi + n * sN + h * sH + w * sW + c0;
+MN_ALWAYS_INLINE void backward_slice_cl(const BackwardSlices<T>& a, int64_t c0, int64_t nc, T* g) {
+  const T* go = a.go;
+  const Strides4 gs = a.gs, as = a.as;
+  const int64_t K = a.K, PH = a.PH, PW = a.PW;
+  T* acc = a.acc;
+  for (int64_t n = 0; n < a.N; ++n)
+    for (int64_t h = 0; h < a.H; ++h)
+      for (int64_t w = 0; w < a.W; ++w) {
+        T* d = acc + n * as.n + h * as.h + w * as.w + c0;
         for (int64_t c = 0; c < nc; ++c) d[c] = T(0);
       }
   for (int64_t i = 0; i < K; ++i) {
-    const int64_t k = order[i];
-    if (!live[k]) continue;
-    const RoiTables<T>& t = tables[k];
-    T* base = gi + t.g.batch * sN + c0;
+    const int64_t k = a.order[i];
+    if (!a.live[k]) continue;
+    const RoiTables<T>& t = a.tables[k];
+    T* base = acc + t.g.batch * as.n + c0;
     for (int64_t ph = 0; ph < PH; ++ph)
       for (int64_t pw = 0; pw < PW; ++pw) {
-        const T* src = go + k * gs.k + ph * gs.h + pw * gs.w + c0 * gs.c;
+        const T* src = go + k * gs.n + ph * gs.h + pw * gs.w + c0 * gs.c;
         for (int64_t c = 0; c < nc; ++c) g[c] = src[c * gs.c];
         for (int32_t ty = t.y.off[ph]; ty < t.y.off[ph + 1]; ++ty) {
-          T* row = base + t.y.idx[ty] * sH;
+          T* row = base + t.y.idx[ty] * as.h;
           const T wy = t.y.w[ty];
           for (int32_t tx = t.x.off[pw]; tx < t.x.off[pw + 1]; ++tx) {
             const T wgt = wy * t.x.w[tx];
-            T* __restrict dst = row + t.x.idx[tx] * sW;
+            T* __restrict dst = row + t.x.idx[tx] * as.w;
             const T* __restrict gg = g;
             for (int64_t c = 0; c < nc; ++c) dst[c] += wgt * gg[c];
           }
@@ -399,15 +438,12 @@ MN_ALWAYS_INLINE void backward_slice_cl(const T* go, GradOut gs, const RoiTables
 
 #if MN_X86_DISPATCH
 template <typename T>
-MN_TARGET_AVX2 void backward_slice_cl_avx2(const T* go, GradOut gs, const RoiTables<T>* tables,
-                                           const char* live, const int64_t* order, int64_t K, int64_t PH, int64_t PW,
-                                           T* gi, int64_t sN, int64_t sH, int64_t sW, int64_t N,
-                                           int64_t H, int64_t W, int64_t c0, int64_t nc, T* g) {
-  backward_slice_cl<T>(go, gs, tables, live, order, K, PH, PW, gi, sN, sH, sW, N, H, W, c0, nc, g);
+MN_TARGET_AVX2 void backward_slice_cl_avx2(const BackwardSlices<T>& a, int64_t c0, int64_t nc, T* g) {
+  backward_slice_cl<T>(a, c0, nc, g);
 }
 #endif
 
-}  // namespace
+}  // namespace roi_align_impl
 
 template <typename T>
 void roi_align_backward(const TensorView& grad_output, const TensorView& rois,
@@ -420,8 +456,9 @@ void roi_align_backward(const TensorView& grad_output, const TensorView& rois,
   const int64_t sN = grad_input.stride(0), sC = grad_input.stride(1), sH = grad_input.stride(2),
                 sW = grad_input.stride(3);
   const T* go = grad_output.ptr<T>();
-  const GradOut gs{grad_output.stride(0), grad_output.stride(1), grad_output.stride(2),
-                   grad_output.stride(3)};
+  const Strides4 gis{sN, sC, sH, sW};
+  const Strides4 gs{grad_output.stride(0), grad_output.stride(1), grad_output.stride(2),
+                    grad_output.stride(3)};
 
   // Tap tables for every RoI, built once in parallel and shared by all slices.
   std::vector<RoiTables<T>> tables(static_cast<size_t>(K));
@@ -435,17 +472,13 @@ void roi_align_backward(const TensorView& grad_output, const TensorView& rois,
   // Accumulate in channels_last form: into grad_input itself, or (NCHW with
   // many taps) into a scratch buffer transposed afterwards.
   const bool cl = grad_input.is_channels_last() || C == 1;
-  const double taps = double(K) * double(PH) * double(PW) * 16.0;
-  const double pixels = double(N) * double(H) * double(W) * 2.0;
-  if (cl || (taps > pixels && C >= 8)) {
+  if (cl || transpose_pays(K, PH, PW, N, C, H, W)) {
+    BackwardSlices<T> a{go, gs, tables.data(), live.data(), order.data(), K, PH, PW, gi, gis, N, H, W};
     std::unique_ptr<T[]> scratch;
-    T* acc = gi;
-    int64_t aN = sN, aH = sH, aW = sW;
     if (!cl) {
-      scratch.reset(new T[static_cast<size_t>(N * H * W * C)]);
-      acc = scratch.get();
-      aN = H * W * C; aH = W * C; aW = C;
-      advise_huge_pages(acc, static_cast<size_t>(N * H * W * C) * sizeof(T));
+      scratch = scratch_buffer<T>(N * H * W * C);
+      a.acc = scratch.get();
+      a.as = channels_last_strides(C, H, W);
     }
     advise_huge_pages(gi, static_cast<size_t>(N * H * W * C) * sizeof(T));
     const int64_t threads = get_num_threads();
@@ -459,28 +492,14 @@ void roi_align_backward(const TensorView& grad_output, const TensorView& rois,
 #if MN_X86_DISPATCH
         static const bool avx2 = __builtin_cpu_supports("avx2");
         if (avx2) {
-          backward_slice_cl_avx2<T>(go, gs, tables.data(), live.data(), order.data(), K, PH, PW, acc, aN, aH, aW,
-                                    N, H, W, c0, nc, g.data());
+          backward_slice_cl_avx2<T>(a, c0, nc, g.data());
           continue;
         }
 #endif
-        backward_slice_cl<T>(go, gs, tables.data(), live.data(), order.data(), K, PH, PW, acc, aN, aH, aW, N, H,
-                             W, c0, nc, g.data());
+        backward_slice_cl<T>(a, c0, nc, g.data());
       }
     });
-    if (!cl) {
-      const T* src = acc;
-      parallel_for(0, N * H, 1, [&](int64_t lo, int64_t hi) {
-        for (int64_t nh = lo; nh < hi; ++nh) {
-          const int64_t n = nh / H, h = nh % H;
-          const T* s = src + nh * W * C;
-          for (int64_t c = 0; c < C; ++c) {
-            T* d = gi + n * sN + c * sC + h * sH;
-            for (int64_t w = 0; w < W; ++w) d[w * sW] = s[w * C + c];
-          }
-        }
-      });
-    }
+    if (!cl) copy_layout<T>(a.acc, a.as, gi, gis, N, C, H, W);
     return;
   }
 
@@ -494,7 +513,7 @@ void roi_align_backward(const TensorView& grad_output, const TensorView& rois,
         if (!live[k]) continue;
         const RoiTables<T>& t = tables[k];
         T* plane = gi + t.g.batch * sN + c * sC;
-        const T* src = go + k * gs.k + c * gs.c;
+        const T* src = go + k * gs.n + c * gs.c;
         for (int64_t ph = 0; ph < PH; ++ph)
           for (int64_t pw = 0; pw < PW; ++pw) {
             const T g = src[ph * gs.h + pw * gs.w];
@@ -510,14 +529,7 @@ void roi_align_backward(const TensorView& grad_output, const TensorView& rois,
   });
 }
 
-template void roi_align_forward<float>(const TensorView&, const TensorView&, const TensorView&,
-                                       const RoiAlignParams&);
-template void roi_align_forward<double>(const TensorView&, const TensorView&, const TensorView&,
-                                        const RoiAlignParams&);
-template void roi_align_backward<float>(const TensorView&, const TensorView&, const TensorView&,
-                                        const RoiAlignParams&);
-template void roi_align_backward<double>(const TensorView&, const TensorView&, const TensorView&,
-                                         const RoiAlignParams&);
+#include "ops/roi_align/roi_align_instances.inc"
 
 }  // namespace cpu
 }  // namespace mn

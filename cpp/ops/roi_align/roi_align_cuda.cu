@@ -33,14 +33,7 @@ void roi_align_backward(const TensorView& grad_output, const TensorView& rois,
   backward_run<T>(ex, grad_output, rois, grad_input, p, op);
 }
 
-template void roi_align_forward<float>(const TensorView&, const TensorView&, const TensorView&,
-                                       const RoiAlignParams&);
-template void roi_align_forward<double>(const TensorView&, const TensorView&, const TensorView&,
-                                        const RoiAlignParams&);
-template void roi_align_backward<float>(const TensorView&, const TensorView&, const TensorView&,
-                                        const RoiAlignParams&);
-template void roi_align_backward<double>(const TensorView&, const TensorView&, const TensorView&,
-                                         const RoiAlignParams&);
+#include "ops/roi_align/roi_align_instances.inc"
 
 }  // namespace cuda
 }  // namespace mn

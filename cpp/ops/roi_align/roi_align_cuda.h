@@ -6,14 +6,7 @@
 namespace mn {
 namespace cuda {
 
-template <typename T>
-void roi_align_forward(const TensorView& input, const TensorView& rois,
-                       const TensorView& output, const RoiAlignParams& p);
-
-// Deterministic: a gather per grad_input element, no atomics.
-template <typename T>
-void roi_align_backward(const TensorView& grad_output, const TensorView& rois,
-                        const TensorView& grad_input, const RoiAlignParams& p);
+#include "ops/roi_align/roi_align_backend.inc"
 
 }  // namespace cuda
 }  // namespace mn

@@ -28,10 +28,6 @@
 namespace mn {
 namespace roi_align_detail {
 
-struct Strides4 {
-  int64_t n, c, h, w;
-};
-
 // Sample indices [*a, *b) of a bin whose positions base + (i + 0.5) * step can
 // lie in [lo, hi] (conservative; the exact test is axis_taps).
 MN_HOST_DEVICE void sample_window(double base, double step, int64_t grid, double lo, double hi,
@@ -128,12 +124,8 @@ struct RoiAlignForward {
     const int64_t CB = (C + kChannelBlock - 1) / kChannelBlock;
     const int64_t total = K * CB * PH * PW;
     for (int64_t i = t.global(); i < total; i += t.stride()) {
-      int64_t k, cb, ph, pw, r = i;
-      if (out_cl) {
-        cb = r % CB; r /= CB; pw = r % PW; r /= PW; ph = r % PH; k = r / PH;
-      } else {
-        pw = r % PW; r /= PW; ph = r % PH; r /= PH; cb = r % CB; k = r / CB;
-      }
+      const Index4 ix = unravel4(i, out_cl, CB, PH, PW);
+      const int64_t k = ix.a, cb = ix.b, ph = ix.y, pw = ix.x;
       const int64_t c0 = cb * kChannelBlock;
       const int64_t nc = C - c0 < kChannelBlock ? C - c0 : kChannelBlock;
       T acc[kChannelBlock];

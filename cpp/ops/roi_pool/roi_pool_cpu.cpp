@@ -168,18 +168,8 @@ void roi_pool_backward(const TensorView& grad_output, const TensorView& rois,
   });
 }
 
+#include "ops/roi_pool/roi_pool_instances.inc"
+
 }  // namespace cpu
 
 }  // namespace mn
-
-// Instantiations are used by roi_pool.cpp.
-template void mn::cpu::roi_pool_forward<float>(const mn::TensorView&, const mn::TensorView&,
-                                               const mn::TensorView&, const mn::TensorView&, double,
-                                               int64_t, int64_t);
-template void mn::cpu::roi_pool_forward<double>(const mn::TensorView&, const mn::TensorView&,
-                                                const mn::TensorView&, const mn::TensorView&, double,
-                                                int64_t, int64_t);
-template void mn::cpu::roi_pool_backward<float>(const mn::TensorView&, const mn::TensorView&,
-                                                const mn::TensorView&, const mn::TensorView&);
-template void mn::cpu::roi_pool_backward<double>(const mn::TensorView&, const mn::TensorView&,
-                                                 const mn::TensorView&, const mn::TensorView&);

@@ -24,14 +24,7 @@ void roi_pool_backward(const TensorView& grad_output, const TensorView& rois,
   backward_run<T>(ex, grad_output, rois, argmax, grad_input, "roi_pool_backward");
 }
 
-template void roi_pool_forward<float>(const TensorView&, const TensorView&, const TensorView&,
-                                      const TensorView&, double, int64_t, int64_t);
-template void roi_pool_forward<double>(const TensorView&, const TensorView&, const TensorView&,
-                                       const TensorView&, double, int64_t, int64_t);
-template void roi_pool_backward<float>(const TensorView&, const TensorView&, const TensorView&,
-                                       const TensorView&);
-template void roi_pool_backward<double>(const TensorView&, const TensorView&, const TensorView&,
-                                        const TensorView&);
+#include "ops/roi_pool/roi_pool_instances.inc"
 
 }  // namespace cuda
 }  // namespace mn

@@ -43,12 +43,8 @@ struct RoiPoolForward {
   MN_HOST_DEVICE void operator()(GridThread t) const {
     const int64_t total = K * C * PH * PW;
     for (int64_t i = t.global(); i < total; i += t.stride()) {
-      int64_t k, c, ph, pw, r = i;
-      if (out_cl) {
-        c = r % C; r /= C; pw = r % PW; r /= PW; ph = r % PH; k = r / PH;
-      } else {
-        pw = r % PW; r /= PW; ph = r % PH; r /= PH; c = r % C; k = r / C;
-      }
+      const Index4 ix = unravel4(i, out_cl, C, PH, PW);
+      const int64_t k = ix.a, c = ix.b, ph = ix.y, pw = ix.x;
       RoiBins<T> rb = roi_bins<T>(rois + k * 5, scale, PH, PW);
       if (rb.batch < 0 || rb.batch >= N) rb.valid = false;
       const Bin b = bin_at(rb, ph, pw, H, W);
@@ -157,12 +153,8 @@ struct RoiPoolBackward {
     const int64_t total = N * C * H * W;
     const int64_t th = (H + ts - 1) / ts, tw = (W + ts - 1) / ts;
     for (int64_t i = t.global(); i < total; i += t.stride()) {
-      int64_t n, c, h, w, r = i;
-      if (in_cl) {
-        c = r % C; r /= C; w = r % W; r /= W; h = r % H; n = r / H;
-      } else {
-        w = r % W; r /= W; h = r % H; r /= H; c = r % C; n = r / C;
-      }
+      const Index4 ix = unravel4(i, in_cl, C, H, W);
+      const int64_t n = ix.a, c = ix.b, h = ix.y, w = ix.x;
       const int64_t tile = (n * th + h / ts) * tw + w / ts;
       const int32_t* list = lists + tile * K;
       const int32_t cnt = counts[tile];

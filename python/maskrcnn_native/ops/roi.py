@@ -14,7 +14,7 @@ The public functions are TorchScript-scriptable (tensor-only path through
 ``torch.jit.is_scripting()``. The boxes never receive a gradient.
 """
 
-from typing import List, Tuple, Union
+from typing import Callable, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -106,6 +106,35 @@ def _is_numpy_call(op: str, input, boxes) -> bool:
     return False
 
 
+def _roi_eager(
+    op: str,
+    input,
+    boxes,
+    output_size,
+    spatial_scale,
+    sampling_ratio: Optional[int],
+    numpy_fn: Callable[..., np.ndarray],
+    tensor_fn: Callable[..., Tensor],
+):
+    """The eager path of roi_align / roi_warp / roi_pool: checks the arguments
+    once, then calls ``numpy_fn(input, rois, ph, pw, scale, sampling_ratio)`` for
+    NumPy arrays or ``tensor_fn(...)`` (the same arguments, rois Tensor[K, 5])
+    for tensors."""
+    ph, pw = _pair(output_size, op)
+    scale, sr = _scalars(op, input, boxes, spatial_scale, sampling_ratio)
+    if _is_numpy_call(op, input, boxes):
+        _check_out(op, input, boxes, ph, pw)
+        return numpy_fn(input, boxes, ph, pw, scale, sr)
+    rois = _rois_eager(op, input, boxes)
+    _check_out(op, input, rois, ph, pw)
+    return tensor_fn(input, rois, ph, pw, scale, sr)
+
+
+def _in_dtype(out: Tensor, dtype: torch.dtype) -> Tensor:
+    """The kernels' result (float32 for half inputs) in the caller's dtype."""
+    return out if out.dtype == dtype else out.to(dtype)
+
+
 # ---------------------------------------------------------------- RoIAlign ----
 
 
@@ -136,7 +165,7 @@ def _roi_align_op(
     _C.roi_align_forward(
         x, r, out, spatial_scale, pooled_height, pooled_width, sampling_ratio, aligned, quantize, stream=_stream(out)
     )
-    return out if out.dtype == dtype else out.to(dtype)
+    return _in_dtype(out, dtype)
 
 
 @_roi_align_op.register_fake
@@ -180,7 +209,7 @@ def _roi_align_backward_op(
         quantize,
         stream=_stream(grad_input),
     )
-    return grad_input if grad_input.dtype == dtype else grad_input.to(dtype)
+    return _in_dtype(grad_input, dtype)
 
 
 @_roi_align_backward_op.register_fake
@@ -255,14 +284,16 @@ def roi_align(
         returns the input's dtype, as torchvision).
     """
     if not torch.jit.is_scripting():
-        ph, pw = _pair(output_size, "roi_align")
-        scale, sr = _scalars("roi_align", input, boxes, spatial_scale, sampling_ratio)
-        if _is_numpy_call("roi_align", input, boxes):
-            _check_out("roi_align", input, boxes, ph, pw)
-            return _roi_sample_numpy("roi_align", input, boxes, ph, pw, scale, sr, aligned, False)
-        rois = _rois_eager("roi_align", input, boxes)
-        _check_out("roi_align", input, rois, ph, pw)
-        return torch.ops.maskrcnn_native.roi_align(input, rois, scale, ph, pw, sr, bool(aligned), False)
+        return _roi_eager(
+            "roi_align",
+            input,
+            boxes,
+            output_size,
+            spatial_scale,
+            sampling_ratio,
+            lambda x, r, ph, pw, s, sr: _roi_sample_numpy("roi_align", x, r, ph, pw, s, sr, aligned, False),
+            lambda x, r, ph, pw, s, sr: torch.ops.maskrcnn_native.roi_align(x, r, s, ph, pw, sr, bool(aligned), False),
+        )
     return torch.ops.maskrcnn_native.roi_align(
         input, _rois_tensor(boxes, input), spatial_scale, output_size[0], output_size[1], sampling_ratio, aligned, False
     )
@@ -279,14 +310,16 @@ def roi_warp(
     integer feature-map coordinates, as RoIPool does, then bins are bilinearly
     sampled exactly as roi_align(aligned=False). Same shapes and dtypes as roi_align."""
     if not torch.jit.is_scripting():
-        ph, pw = _pair(output_size, "roi_warp")
-        scale, sr = _scalars("roi_warp", input, boxes, spatial_scale, sampling_ratio)
-        if _is_numpy_call("roi_warp", input, boxes):
-            _check_out("roi_warp", input, boxes, ph, pw)
-            return _roi_sample_numpy("roi_warp", input, boxes, ph, pw, scale, sr, False, True)
-        rois = _rois_eager("roi_warp", input, boxes)
-        _check_out("roi_warp", input, rois, ph, pw)
-        return torch.ops.maskrcnn_native.roi_align(input, rois, scale, ph, pw, sr, False, True)
+        return _roi_eager(
+            "roi_warp",
+            input,
+            boxes,
+            output_size,
+            spatial_scale,
+            sampling_ratio,
+            lambda x, r, ph, pw, s, sr: _roi_sample_numpy("roi_warp", x, r, ph, pw, s, sr, False, True),
+            lambda x, r, ph, pw, s, sr: torch.ops.maskrcnn_native.roi_align(x, r, s, ph, pw, sr, False, True),
+        )
     return torch.ops.maskrcnn_native.roi_align(
         input, _rois_tensor(boxes, input), spatial_scale, output_size[0], output_size[1], sampling_ratio, False, True
     )
@@ -309,7 +342,7 @@ def _roi_pool_op(
         shape, dtype=torch.int64, device=x.device, memory_format=torch.channels_last if cl else torch.contiguous_format
     )
     _C.roi_pool_forward(x, r, out, argmax, spatial_scale, pooled_height, pooled_width, stream=_stream(out))
-    return (out if out.dtype == dtype else out.to(dtype)), argmax
+    return _in_dtype(out, dtype), argmax
 
 
 @_roi_pool_op.register_fake
@@ -343,7 +376,7 @@ def _roi_pool_backward_op(
     g, r = _half_in("roi_pool_backward", as_feature_map(grad.detach()), rois.detach())
     grad_input = empty_like_layout((batch_size, channels, height, width), g, channels_last)
     _C.roi_pool_backward(g, r.contiguous(), as_feature_map(argmax), grad_input, stream=_stream(grad_input))
-    return grad_input if grad_input.dtype == dtype else grad_input.to(dtype)
+    return _in_dtype(grad_input, dtype)
 
 
 @_roi_pool_backward_op.register_fake
@@ -386,14 +419,16 @@ def roi_pool(
     RoI corners rounded, bins quantised with floor/ceil, max over each bin
     (empty bins give 0). Same shapes and dtypes as roi_align; differentiable w.r.t. input."""
     if not torch.jit.is_scripting():
-        ph, pw = _pair(output_size, "roi_pool")
-        scale, _ = _scalars("roi_pool", input, boxes, spatial_scale)
-        if _is_numpy_call("roi_pool", input, boxes):
-            _check_out("roi_pool", input, boxes, ph, pw)
-            return _roi_pool_numpy(input, boxes, ph, pw, scale)
-        rois = _rois_eager("roi_pool", input, boxes)
-        _check_out("roi_pool", input, rois, ph, pw)
-        return torch.ops.maskrcnn_native.roi_pool(input, rois, scale, ph, pw)[0]
+        return _roi_eager(
+            "roi_pool",
+            input,
+            boxes,
+            output_size,
+            spatial_scale,
+            None,
+            lambda x, r, ph, pw, s, _: _roi_pool_numpy(x, r, ph, pw, s),
+            lambda x, r, ph, pw, s, _: torch.ops.maskrcnn_native.roi_pool(x, r, s, ph, pw)[0],
+        )
     return torch.ops.maskrcnn_native.roi_pool(
         input, _rois_tensor(boxes, input), spatial_scale, output_size[0], output_size[1]
     )[0]
