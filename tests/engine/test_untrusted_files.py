@@ -39,7 +39,7 @@ def _evil_files(tmp_path):
     # the marker mechanism itself works
     probe = tmp_path / "probe.pkl"
     probe.write_bytes(pickle.dumps(_Evil(tmp_path / "probe_marker")))
-    pickle.loads(probe.read_bytes())
+    pickle.loads(probe.read_bytes()).close()  # the unpickled object is the opened file
     assert (tmp_path / "probe_marker").exists()
     return marker, [zipped, legacy, plain]
 

@@ -26,8 +26,8 @@ def test_trainable_norm_trains_and_predicts(norm):
     kind = nn.BatchNorm2d if norm == "bn" else nn.GroupNorm
     assert isinstance(body.bn1, kind) and isinstance(body.layer3[1].bn2, kind)
     # residual branches start at zero (last norm's scale), other scales at one
-    assert float(body.layer2[0].bn2.weight.abs().sum()) == 0.0
-    assert float(body.layer2[0].bn1.weight.min()) == 1.0
+    assert float(body.layer2[0].bn2.weight.detach().abs().sum()) == 0.0
+    assert float(body.layer2[0].bn1.weight.detach().min()) == 1.0
     m.train()
     imgs = [torch.rand(3, 96, 96) for _ in range(2)]
     losses = m(imgs, _targets(2))

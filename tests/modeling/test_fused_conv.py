@@ -63,7 +63,7 @@ def test_fused_weight_cache_follows_weight_changes():
     assert not torch.equal(first, second) and not torch.equal(second, third)
 
 
-@pytest.mark.filterwarnings("ignore:`torch.jit.trace` is deprecated:FutureWarning")
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace:FutureWarning")
 def test_fused_path_not_taken_in_training_autocast_or_nchw():
     conv = nn.Conv2d(8, 8, 3, 1, 1)
     x = torch.randn(1, 8, 12, 12).contiguous(memory_format=torch.channels_last)

@@ -14,6 +14,7 @@ The public functions are TorchScript-scriptable (tensor-only path through
 ``torch.jit.is_scripting()``. The boxes never receive a gradient.
 """
 
+import functools
 from typing import Callable, List, Optional, Tuple, Union
 
 import numpy as np
@@ -128,6 +129,21 @@ def _roi_eager(
     rois = _rois_eager(op, input, boxes)
     _check_out(op, input, rois, ph, pw)
     return tensor_fn(input, rois, ph, pw, scale, sr)
+
+
+# The eager entry points hand these to _roi_eager. Named functions, not
+# lambdas: torch.jit.script parses the (never compiled) eager branch as well,
+# and its frontend rejects lambda expressions.
+def _align_tensor(x: Tensor, r: Tensor, ph: int, pw: int, s: float, sr: int, aligned: bool, quantize: bool) -> Tensor:
+    return torch.ops.maskrcnn_native.roi_align(x, r, s, ph, pw, sr, aligned, quantize)
+
+
+def _pool_tensor(x: Tensor, r: Tensor, ph: int, pw: int, s: float, _sr) -> Tensor:
+    return torch.ops.maskrcnn_native.roi_pool(x, r, s, ph, pw)[0]
+
+
+def _pool_numpy(x, r, ph: int, pw: int, s: float, _sr) -> np.ndarray:
+    return _roi_pool_numpy(x, r, ph, pw, s)
 
 
 def _in_dtype(out: Tensor, dtype: torch.dtype) -> Tensor:
@@ -291,8 +307,8 @@ def roi_align(
             output_size,
             spatial_scale,
             sampling_ratio,
-            lambda x, r, ph, pw, s, sr: _roi_sample_numpy("roi_align", x, r, ph, pw, s, sr, aligned, False),
-            lambda x, r, ph, pw, s, sr: torch.ops.maskrcnn_native.roi_align(x, r, s, ph, pw, sr, bool(aligned), False),
+            functools.partial(_roi_sample_numpy, "roi_align", aligned=aligned, quantize=False),
+            functools.partial(_align_tensor, aligned=bool(aligned), quantize=False),
         )
     return torch.ops.maskrcnn_native.roi_align(
         input, _rois_tensor(boxes, input), spatial_scale, output_size[0], output_size[1], sampling_ratio, aligned, False
@@ -317,8 +333,8 @@ def roi_warp(
             output_size,
             spatial_scale,
             sampling_ratio,
-            lambda x, r, ph, pw, s, sr: _roi_sample_numpy("roi_warp", x, r, ph, pw, s, sr, False, True),
-            lambda x, r, ph, pw, s, sr: torch.ops.maskrcnn_native.roi_align(x, r, s, ph, pw, sr, False, True),
+            functools.partial(_roi_sample_numpy, "roi_warp", aligned=False, quantize=True),
+            functools.partial(_align_tensor, aligned=False, quantize=True),
         )
     return torch.ops.maskrcnn_native.roi_align(
         input, _rois_tensor(boxes, input), spatial_scale, output_size[0], output_size[1], sampling_ratio, False, True
@@ -426,8 +442,8 @@ def roi_pool(
             output_size,
             spatial_scale,
             None,
-            lambda x, r, ph, pw, s, _: _roi_pool_numpy(x, r, ph, pw, s),
-            lambda x, r, ph, pw, s, _: torch.ops.maskrcnn_native.roi_pool(x, r, s, ph, pw)[0],
+            _pool_numpy,
+            _pool_tensor,
         )
     return torch.ops.maskrcnn_native.roi_pool(
         input, _rois_tensor(boxes, input), spatial_scale, output_size[0], output_size[1]
