@@ -9,6 +9,9 @@
   ``labels``, ``masks`` (bool/uint8/float [D, H, W] or [D, 1, H, W], or a list of
   COCO RLE dicts) and ``keypoints`` [D, P, 3]. Without ``scores`` every
   instance is drawn (ground truth) and no score is printed.
+
+``save_comparison(images, targets, detections)`` is the demo's picture:
+ground truth beside prediction per image, upscaled, with captions.
 """
 
 from __future__ import annotations
@@ -396,7 +399,7 @@ def save_comparison(
         big = _upscaled(tile, s, resample)
         caps = (ground_truth_caption(tgt, class_names), prediction_caption(det, score_threshold))
         captions.append(caps)
-        kw = dict(class_names=class_names, skeleton=skeleton, font_size=label_size)
+        kw: Dict[str, Any] = dict(class_names=class_names, skeleton=skeleton, font_size=label_size)
         gt = draw(big, _scaled(tgt, s), score_threshold=-math.inf, **kw)
         pred = draw(big, _scaled(det, s), score_threshold=score_threshold, **kw)
         empty = caps[1].startswith("no detection") or caps[1].endswith("no detection at all")
