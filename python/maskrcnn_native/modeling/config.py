@@ -44,6 +44,9 @@ class ModelConfig:
         for pretrained / torchvision weights), "bn" (BatchNorm trained with
         batch statistics, folded into the convs at inference; for training
         from scratch) or "gn" (GroupNorm). Norms of frozen stages stay fixed.
+      backbone_channels: width of the stem and of res2's 3x3 convs; each later
+        stage doubles it (64 = the paper's ResNets and torchvision's weights;
+        32 = a quarter of the trunk's arithmetic, for small data on a CPU).
       pretrained_backbone: accepted for API compatibility; must be False because
         this package never downloads anything (load weights with
         ``Model.from_torchvision`` instead).
@@ -93,6 +96,7 @@ class ModelConfig:
     num_classes: int = 91
     trainable_layers: int = 3
     norm: str = "frozen_bn"
+    backbone_channels: int = 64
     pretrained_backbone: bool = False
     fpn_channels: int = 256
 
@@ -144,6 +148,11 @@ class ModelConfig:
     def __post_init__(self):
         if self.backbone not in _BACKBONES:
             raise ValueError(f"ModelConfig: backbone must be one of {sorted(_BACKBONES)}, got {self.backbone!r}")
+        bc = self.backbone_channels
+        if isinstance(bc, bool) or not isinstance(bc, int) or bc < 8:
+            raise ValueError(f"ModelConfig: backbone_channels must be an int >= 8, got {bc!r}")
+        if self.norm == "gn" and bc % 32:
+            raise ValueError(f"ModelConfig: norm='gn' (32 groups) needs backbone_channels divisible by 32, got {bc}")
         if self.norm not in ("frozen_bn", "bn", "gn"):
             raise ValueError(f"ModelConfig: norm must be 'frozen_bn', 'bn' or 'gn', got {self.norm!r}")
         if self.arch not in ("fpn", "c4"):

@@ -30,6 +30,7 @@ __all__ = [
     "make_norm",
     "conv_bn",
     "conv2d",
+    "conv_module",
     "activation_format",
     "training_memory_format",
     "set_training_memory_format",
@@ -208,14 +209,17 @@ def _param_key(conv: nn.Conv2d, bn: Any):
     return tuple((t.data_ptr(), t._version) for t in ts)
 
 
-def conv_bn(x: Tensor, conv: Any, bn: Any) -> Tensor:
-    """conv(x) followed by its norm. Frozen BN, and BatchNorm in eval mode, run
+def conv_bn(x: Tensor, conv: Any, bn: Any, relu: bool = False, add: Optional[Tensor] = None) -> Tensor:
+    """conv(x) followed by its norm, then ``+ add`` (a residual, same shape as
+    the output) and ReLU when asked. Frozen BN, and BatchNorm in eval mode, run
     as one convolution with folded weights; BatchNorm in training mode and
-    GroupNorm run after the convolution."""
+    GroupNorm run after the convolution. At inference the whole chain is one
+    oneDNN call (see ``conv2d``)."""
     if isinstance(bn, FrozenBatchNorm2d) and bn.calibrating:
-        return bn.calibrate_(F.conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups))
+        y = bn.calibrate_(F.conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups))
+        return _epilogue(y, relu, add)
     if isinstance(bn, nn.GroupNorm) or (isinstance(bn, nn.BatchNorm2d) and bn.training):
-        return bn(conv2d(x, conv.weight, conv.bias, conv))
+        return _epilogue(bn(conv2d(x, conv.weight, conv.bias, conv)), relu, add)
     if not torch.is_grad_enabled() or not (conv.weight.requires_grad or bn.weight.requires_grad):
         key = _param_key(conv, bn)
         cache = getattr(conv, "_mn_folded", None)
@@ -228,23 +232,112 @@ def conv_bn(x: Tensor, conv: Any, bn: Any) -> Tensor:
             # plain attribute: not a parameter/buffer, never saved
             object.__setattr__(conv, "_mn_folded", cache)
         w, b = cache[1], cache[2]
-    else:
-        scale, shift = _scale_shift(bn)
-        w, b = conv.weight * scale.view(-1, 1, 1, 1), shift
-    return conv2d(x, w, b, conv)
+        return conv2d(x, w, b, conv, relu, add, pack_key=key)
+    scale, shift = _scale_shift(bn)
+    w, b = conv.weight * scale.view(-1, 1, 1, 1), shift
+    return conv2d(x, w, b, conv, relu, add)
+
+
+def _epilogue(y: Tensor, relu: bool, add: Optional[Tensor]) -> Tensor:
+    """``relu(y + add)`` / ``relu(y)`` / ``y + add`` in place where autograd allows it."""
+    if add is not None:
+        if y.requires_grad or add.requires_grad:
+            y = y + add
+            return F.relu(y) if relu else y
+        y = y.add_(add)
+    return F.relu_(y) if relu else y
+
+
+# oneDNN fused inference convolutions (MN_FUSED_CONV=0 turns them off): the
+# weight is reordered once into oneDNN's blocked layout and cached, and bias,
+# residual add and ReLU run as post-ops of the convolution instead of separate
+# passes over the activation. Same arithmetic as conv -> add -> relu (the
+# accumulator is rounded to float32 once, then added to, as in eager).
+_FUSED = os.environ.get("MN_FUSED_CONV", "1").strip() not in ("0", "false", "off", "")
+
+
+def _autocast_on() -> bool:
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:  # torch < 2.4 spelling
+        return torch.is_autocast_cpu_enabled()
+
+
+def _fusable(x: Tensor, weight: Tensor) -> bool:
+    """Eager CPU float32 channels_last inference on plain tensors (not under
+    autograd, autocast, tracing, scripting, export or compile: those see the
+    portable ``F.conv2d`` path)."""
+    return (
+        _FUSED
+        and type(x) is torch.Tensor
+        and x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and weight.dtype == torch.float32
+        and x.dim() == 4
+        and not torch.is_grad_enabled()
+        and x.is_contiguous(memory_format=torch.channels_last)
+        and not _autocast_on()
+        and not torch.jit.is_tracing()
+        and torch.backends.mkldnn.is_available()
+    )
+
+
+def _packed_weight(conv: Any, weight: Tensor, key: Any, x: Tensor) -> Tensor:
+    """``weight`` reordered for oneDNN, cached on ``conv`` until ``key`` changes."""
+    cache = getattr(conv, "_mn_packed", None)
+    if cache is None or cache[0] != key:
+        packed = torch.ops.mkldnn._reorder_convolution_weight(
+            weight.contiguous(), list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups, list(x.shape)
+        )
+        cache = (key, packed)
+        object.__setattr__(conv, "_mn_packed", cache)  # plain attribute: never saved
+    return cache[1]
 
 
 # 1x1 convolutions on NCHW maps of at least this many pixels run as a GEMM.
 _GEMM_MIN_PIXELS = 10000
 
 
-def conv2d(x: Tensor, weight: Tensor, bias: Optional[Tensor], conv: nn.Conv2d) -> Tensor:
-    """``F.conv2d`` with ``conv``'s geometry. A 1x1, stride-1, ungrouped conv on
-    a large NCHW-contiguous map (training runs NCHW) is computed as the batched
-    GEMM ``W[O, C] @ X[n][C, H*W]`` instead: oneDNN's NCHW 1x1 kernels are
-    slower there, forward and backward (fwd+bwd measured on 2x256x200x304,
-    256 -> 256: 360 vs 300 ms; 64 -> 256: 184 vs 107 ms; on maps of 50x76 and
-    smaller oneDNN wins, hence the size cut). Same products, summation order aside."""
+def conv2d(
+    x: Tensor,
+    weight: Tensor,
+    bias: Optional[Tensor],
+    conv: nn.Conv2d,
+    relu: bool = False,
+    add: Optional[Tensor] = None,
+    pack_key: Any = None,
+) -> Tensor:
+    """``F.conv2d`` with ``conv``'s geometry, then ``+ add`` and ReLU when asked.
+
+    At eager CPU float32 inference on channels_last input the chain is one
+    oneDNN convolution with a cached pre-reordered weight and the add / ReLU
+    as post-ops (``pack_key`` identifies a derived weight such as a BN fold;
+    default: ``weight`` itself). A 1x1, stride-1, ungrouped conv on a large
+    NCHW-contiguous map (training runs NCHW) is computed as the batched GEMM
+    ``W[O, C] @ X[n][C, H*W]`` instead: oneDNN's NCHW 1x1 kernels are slower
+    there, forward and backward (fwd+bwd measured on 2x256x200x304, 256 -> 256:
+    360 vs 300 ms; 64 -> 256: 184 vs 107 ms; on maps of 50x76 and smaller
+    oneDNN wins, hence the size cut). Same products, summation order aside."""
+    if _fusable(x, weight) and (add is None or add.is_contiguous(memory_format=torch.channels_last)):
+        key = pack_key if pack_key is not None else (weight.data_ptr(), weight._version)
+        wp = _packed_weight(conv, weight, key, x)
+        geo = (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
+        unary = "relu" if relu else "none"
+        if add is None:
+            return torch.ops.mkldnn._convolution_pointwise(x, wp, bias, *geo, unary, [None], "")
+        return torch.ops.mkldnn._convolution_pointwise.binary(
+            x, add, wp, bias, *geo, "add", None, unary if relu else None, [None], ""
+        )
+    return _epilogue(_conv2d(x, weight, bias, conv), relu, add)
+
+
+def conv_module(x: Tensor, conv: nn.Module, relu: bool = False, add: Optional[Tensor] = None) -> Tensor:
+    """``conv2d`` with a Conv2d's own weight and bias (then ``+ add``, ReLU)."""
+    assert isinstance(conv, nn.Conv2d)
+    return conv2d(x, conv.weight, conv.bias, conv, relu, add)
+
+
+def _conv2d(x: Tensor, weight: Tensor, bias: Optional[Tensor], conv: nn.Conv2d) -> Tensor:
     if (
         conv.kernel_size == (1, 1)
         and conv.stride == (1, 1)

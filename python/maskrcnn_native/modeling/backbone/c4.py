@@ -32,6 +32,7 @@ class ResNetC4(nn.Module):
             return_stages=("res4",),
             include_layer4=False,
             norm=cfg.norm,
+            base_channels=cfg.backbone_channels,
         )
         self.out_channels = self.body.out_channels["res4"]
 

@@ -9,12 +9,12 @@ so checkpoints map one to one.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..layers import ShapeSpec, conv2d
+from ..layers import ShapeSpec, conv_module
 from .resnet import ResNet
 
 
@@ -38,18 +38,20 @@ class FPN(nn.Module):
         """feats: list of Tensor[N, C_i, H_i, W_i] (res2..res5) -> list of Tensor[N, out_channels,
         H_i, W_i] plus the stride-2 max-pooled last level."""
 
-        def lateral_conv(i: int, x: Tensor) -> Tensor:
-            """1x1 lateral conv of level i (GEMM form on large NCHW maps, see ``layers.conv2d``)."""
-            blk: nn.Conv2d = self.inner_blocks[i]  # type: ignore[assignment]
-            return conv2d(x, blk.weight, blk.bias, blk)
+        def lateral_conv(i: int, x: Tensor, top: Optional[Tensor] = None) -> Tensor:
+            """1x1 lateral conv of level i, plus the upsampled coarser level (GEMM form on large
+            NCHW maps, one fused oneDNN call at inference: see ``layers.conv2d``)."""
+            return conv_module(x, self.inner_blocks[i], add=top)
+
+        def output_conv(i: int, x: Tensor) -> Tensor:
+            return conv_module(x, self.layer_blocks[i])
 
         last = lateral_conv(len(feats) - 1, feats[-1])
-        outs = [self.layer_blocks[-1](last)]
+        outs = [output_conv(len(feats) - 1, last)]
         for i in range(len(feats) - 2, -1, -1):
-            lateral = lateral_conv(i, feats[i])
-            top = F.interpolate(last, size=lateral.shape[-2:], mode="nearest")
-            last = lateral.add_(top)
-            outs.insert(0, self.layer_blocks[i](last))
+            top = F.interpolate(last, size=feats[i].shape[-2:], mode="nearest")
+            last = lateral_conv(i, feats[i], top)
+            outs.insert(0, output_conv(i, last))
         outs.append(F.max_pool2d(outs[-1], 1, 2, 0))
         return outs
 
@@ -65,7 +67,13 @@ class ResNetFPN(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         self.body = ResNet(
-            cfg.block, cfg.stage_depths, cfg.groups, cfg.width_per_group, cfg.trainable_layers, norm=cfg.norm
+            cfg.block,
+            cfg.stage_depths,
+            cfg.groups,
+            cfg.width_per_group,
+            cfg.trainable_layers,
+            norm=cfg.norm,
+            base_channels=cfg.backbone_channels,
         )
         chans = [self.body.out_channels[f"res{i}"] for i in range(2, 6)]
         self.fpn = FPN(chans, cfg.fpn_channels)

@@ -54,10 +54,9 @@ class BasicBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """x Tensor[N, C_in, H, W] -> Tensor[N, planes, H/stride, W/stride]."""
-        out = F.relu_(conv_bn(x, self.conv1, self.bn1))
-        out = conv_bn(out, self.conv2, self.bn2)
+        out = conv_bn(x, self.conv1, self.bn1, relu=True)
         idt = x if self.downsample is None else conv_bn(x, self.downsample[0], self.downsample[1])
-        return F.relu_(out.add_(idt)) if not out.requires_grad else F.relu(out + idt)
+        return conv_bn(out, self.conv2, self.bn2, relu=True, add=idt)
 
 
 class Bottleneck(nn.Module):
@@ -90,13 +89,10 @@ class Bottleneck(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """x Tensor[N, C_in, H, W] -> Tensor[N, 4 * planes, H/stride, W/stride]."""
-        out = F.relu_(conv_bn(x, self.conv1, self.bn1))
-        out = F.relu_(conv_bn(out, self.conv2, self.bn2))
-        out = conv_bn(out, self.conv3, self.bn3)
+        out = conv_bn(x, self.conv1, self.bn1, relu=True)
+        out = conv_bn(out, self.conv2, self.bn2, relu=True)
         idt = x if self.downsample is None else conv_bn(x, self.downsample[0], self.downsample[1])
-        if out.requires_grad:
-            return F.relu(out + idt)
-        return F.relu_(out.add_(idt))
+        return conv_bn(out, self.conv3, self.bn3, relu=True, add=idt)
 
 
 class ResNet(nn.Module):
@@ -119,17 +115,18 @@ class ResNet(nn.Module):
         return_stages=("res2", "res3", "res4", "res5"),
         include_layer4: bool = True,
         norm: str = "frozen_bn",
+        base_channels: int = 64,
     ):
         super().__init__()
         blk = Bottleneck if block == "bottleneck" else BasicBlock
         self.return_stages = tuple(return_stages)
-        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
-        self.bn1 = make_norm(norm, 64)
-        inplanes = 64
+        self.conv1 = nn.Conv2d(3, base_channels, 7, 2, 3, bias=False)
+        self.bn1 = make_norm(norm, base_channels)
+        inplanes = base_channels
         self.out_channels: Dict[str, int] = {}
         nstages = 4 if include_layer4 else 3
         for i in range(nstages):
-            planes = 64 * 2**i
+            planes = base_channels * 2**i
             layers = []
             for j in range(depths[i]):
                 stride = 2 if (j == 0 and i > 0) else 1
@@ -176,7 +173,7 @@ class ResNet(nn.Module):
         fmt = activation_format()
         frozen = not training_format_explicit() and not x.requires_grad and not self.conv1.weight.requires_grad
         x = x.contiguous(memory_format=torch.channels_last if frozen else fmt)
-        x = F.relu_(conv_bn(x, self.conv1, self.bn1))
+        x = conv_bn(x, self.conv1, self.bn1, relu=True)
         x = F.max_pool2d(x, 3, 2, 1)
         out = {}
         for i in range(self.num_stages):

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from .. import _ops
 from ..box_coder import BoxCoder
+from ..layers import conv_module
 from ..matcher import Matcher
 from ..sampler import BalancedSampler
 
@@ -93,7 +94,7 @@ class RPNHead(nn.Module):
         w: Optional[Tensor] = None
         b: Optional[Tensor] = None
         for f in feats:
-            t = F.relu_(self.conv(f))
+            t = conv_module(f, self.conv, relu=True)
             if t.is_contiguous():
                 # NCHW (training): the two 1x1 convs run as one batched GEMM
                 # [5A, C] @ [C, H*W]. oneDNN's NCHW 1x1 conv with 3 or 12 output

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..backbone.resnet import make_stage
-from ..layers import activation_format
+from ..layers import activation_format, conv_module
 
 
 class TwoMLPHead(nn.Module):
@@ -39,8 +39,9 @@ class Res5Head(nn.Module):
     def __init__(self, cfg, in_channels: int):
         super().__init__()
         d = cfg.stage_depths[3]
-        self.layer4 = make_stage(cfg.block, d, in_channels, 512, 2, cfg.groups, cfg.width_per_group, cfg.norm)
-        self.out_channels = 512 * (4 if cfg.block == "bottleneck" else 1)
+        planes = 8 * cfg.backbone_channels  # res5 = the stem's width doubled three times
+        self.layer4 = make_stage(cfg.block, d, in_channels, planes, 2, cfg.groups, cfg.width_per_group, cfg.norm)
+        self.out_channels = planes * (4 if cfg.block == "bottleneck" else 1)
         self.out_dim = self.out_channels
 
     def res5_features(self, x: Tensor) -> Tensor:
@@ -89,7 +90,7 @@ class MaskHeadFCN(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """x Tensor[R, C, S, S] -> mask logits Tensor[R, K, 2S, 2S]."""
         for conv in self.convs:
-            x = F.relu_(conv(x))
+            x = conv_module(x, conv, relu=True)
         return self.mask_fcn_logits(F.relu_(self.conv5_mask(x)))
 
 
@@ -132,6 +133,6 @@ class KeypointHead(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """x Tensor[R, C, 14, 14] -> heatmap logits Tensor[R, P, 56, 56]."""
         for conv in self.convs:
-            x = F.relu_(conv(x))
+            x = conv_module(x, conv, relu=True)
         x = self.kps_score_lowres(x)
         return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False, recompute_scale_factor=False)
