@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
 from maskrcnn_native import visualize as V
@@ -111,3 +111,69 @@ def test_plot_losses_from_jsonl(tmp_path):
     bad.write_text("{oops\n")
     with pytest.raises(ValueError, match="bad.jsonl:1 is not valid JSON"):
         V.plot_losses(str(bad))
+
+
+def _gt(h=40, w=50):
+    d = _det(h, w)
+    return {"boxes": d["boxes"], "labels": d["labels"], "masks": d["masks"]}
+
+
+def test_save_comparison_layout_upscaled_gt_beside_prediction(tmp_path):
+    img = torch.full((3, 40, 50), 0.5)
+    det = _det()
+    path = tmp_path / "cmp.png"
+    pic, caps = V.save_comparison([img, img, img], [_gt()] * 3, [det] * 3, str(path), class_names=["bg", "cat", "dog"],
+                                  score_threshold=0.5, scale=4, pairs_per_row=2, pad=6)
+    assert path.exists()
+    with Image.open(path) as back:
+        assert back.size == pic.size
+    # two pairs a row, two rows: panels 4x the tile, caption strips and title above them
+    pw, ph = 4 * 50, 4 * 40
+    assert pic.width == 2 * (2 * pw + 6) + 4 * 6 + 2 * 6
+    assert pic.height > 2 * ph + 4 * 6 and pic.height < 2 * ph + 4 * 6 + 200
+    assert caps[0] == ("ground truth: 2 objects (1 cat, 1 dog)", "prediction: 1 >= 0.50 (best 0.90)")
+    a = np.asarray(pic).astype(int)
+    # the third pair (second row, first column) ends pad above the bottom: ground
+    # truth panel at x=6, prediction panel at x=6+pw+6
+    y0 = pic.height - 6 - ph
+    gt = a[y0 : y0 + ph, 6 : 6 + pw]
+    pr = a[y0 : y0 + ph, 12 + pw : 12 + 2 * pw]
+    raw = 128
+    # mask 0 (score 0.9) covers rows 5..15, cols 5..20 of the tile: both panels tint it
+    assert np.abs(gt[4 * 10, 4 * 12] - raw).sum() > 30 and np.abs(pr[4 * 10, 4 * 12] - raw).sum() > 30
+    # mask 1 (score 0.3, under the threshold) is ground truth only
+    assert np.abs(gt[4 * 30, 4 * 37] - raw).sum() > 30
+    assert (pr[4 * 30, 4 * 37] == raw).all()
+    # background far from objects is the raw grey in both panels
+    assert (gt[4 * 20, 4 * 48] == raw).all() and (pr[4 * 20, 4 * 48] == raw).all()
+
+
+def test_save_comparison_says_when_nothing_passes(monkeypatch):
+    texts = []
+    orig = ImageDraw.ImageDraw.text
+
+    def spy(self, xy, text, *args, **kwargs):
+        texts.append(text)
+        return orig(self, xy, text, *args, **kwargs)
+
+    monkeypatch.setattr(ImageDraw.ImageDraw, "text", spy)
+    weak = dict(_det(), scores=torch.tensor([0.31, 0.2]))
+    none = {"boxes": torch.zeros(0, 4), "scores": torch.zeros(0), "labels": torch.zeros(0, dtype=torch.int64)}
+    img = torch.rand(3, 40, 50)
+    _, caps = V.save_comparison([img, img], [_gt(), _gt()], [weak, none], score_threshold=0.5)
+    assert caps[0][1] == "no detection >= 0.50; best 0.31"
+    assert caps[1][1] == "prediction: no detection at all"
+    assert "no detection >= 0.50; best 0.31" in texts
+    assert any("score >= 0.50" in t for t in texts)  # the title states the threshold
+    # ground-truth labels are class numbers without a score, the weak prediction draws nothing
+    assert "1" in texts and not any(t.startswith("1 0.") for t in texts)
+
+
+def test_save_comparison_default_scale_and_errors():
+    img = torch.rand(3, 96, 96)
+    pic, _ = V.save_comparison([img], [_gt(96, 96)], [_det(96, 96)])
+    assert pic.width >= 2 * 4 * 96  # 96 px tiles are drawn 4x
+    with pytest.raises(ValueError, match="1 images, 2 targets and 1 detection lists"):
+        V.save_comparison([img], [_gt(), _gt()], [_det()])
+    with pytest.raises(ValueError, match="resample must be"):
+        V.save_comparison([img], [_gt(96, 96)], [_det(96, 96)], resample="cubic")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -165,20 +166,26 @@ def _load_sidecar(weights: Path) -> Dict[str, Any]:
     return info
 
 
-def _save_predictions_png(model, dataset, path: Path, n: int = 8) -> None:
+def _save_predictions_png(model, dataset, path: Path, n: int = 8, title: str = "") -> None:
+    """The first ``n`` held-out images: ground truth beside prediction, each
+    tile upscaled at least 3x, at the model's score threshold."""
     from . import visualize
 
     n = min(n, len(dataset))
-    images = [dataset[i][0] for i in range(n)]
+    items = [dataset[i] for i in range(n)]
+    images = [im for im, _ in items]
     dets = model.predict(images, batch_size=4)
-    visualize.save_grid(
+    side = max(max(visualize.to_pil(im).size) for im in images)
+    visualize.save_comparison(
         images,
+        [t for _, t in items],
         dets,
         str(path),
         class_names=getattr(dataset, "class_names", None),
         skeleton=getattr(dataset, "skeleton", None) or None,
         score_threshold=0.5,
-        ncols=4,
+        scale=max(3, math.ceil(384 / side)),
+        title=title,
     )
 
 
@@ -245,7 +252,11 @@ def cmd_demo(a: argparse.Namespace) -> int:
     from .engine.trainer import build_datasets
 
     _, eval_ds = build_datasets(cfg, train=False, eval=True)
-    _save_predictions_png(result.model, eval_ds, out / "predictions.png")
+    ap = metrics.get("segm_AP")
+    title = f"{cfg.model.preset}, {cfg.solver.max_iter} iterations" + (
+        f", held-out segm AP {ap:.3f}" if isinstance(ap, float) and ap == ap else ""
+    )
+    _save_predictions_png(result.model, eval_ds, out / "predictions.png", title=title)
     wall = time.perf_counter() - t0
     summary = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
     summary["wall_seconds"] = round(wall, 1)
@@ -306,9 +317,16 @@ def cmd_eval(a: argparse.Namespace) -> int:
         kp = a.keypoints or bool(dcfg.get("keypoints", False))
         dataset = mn.data.ShapesDataset(n, image_size=size, seed=a.shapes_seed, keypoints=kp)  # type: ignore[assignment]
         what = f"{n} synthetic {size}px images with seed {a.shapes_seed}"
-    print(f"eval: {weights} on {what}", flush=True)
+    print(f"eval: {weights} on {what}" + (f" in {a.dtype} (autocast)" if a.dtype != "float32" else ""), flush=True)
     out = Path(a.out) if a.out else None
-    metrics = mn.evaluate(model, dataset, batch_size=a.batch_size, out_dir=str(out) if out else None)
+    dtype = _predict_dtype(a.dtype)
+    metrics = mn.evaluate(
+        model,
+        dataset,
+        batch_size=a.batch_size,
+        out_dir=str(out) if out else None,
+        predict_kwargs={"dtype": dtype} if dtype is not None else None,
+    )
     print(_fmt_metrics(metrics))
     table = getattr(metrics, "table", "")
     if table:
@@ -346,7 +364,7 @@ def cmd_predict(a: argparse.Namespace) -> int:
     for i, path in enumerate(a.images, start=1):
         pil = load_image(path)
         image = torch.from_numpy(np.asarray(pil, dtype=np.uint8).copy()).permute(2, 0, 1).float().div_(255.0)
-        det = model.predict([image])[0]
+        det = model.predict([image], dtype=_predict_dtype(a.dtype))[0]
         pic = mn.visualize.draw(
             image, det, class_names, score_threshold=a.draw_threshold, skeleton=side.get("skeleton") or None
         )
@@ -469,6 +487,23 @@ def _add_threads(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_dtype(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16", "float16"),
+        default="float32",
+        help="compute dtype of the network: bfloat16 runs it under torch.autocast (fast on CPUs with "
+        "avx512_bf16/AMX, slower without); float16 needs CUDA. Results are float32 either way",
+    )
+
+
+def _predict_dtype(name: str) -> Any:
+    """None for float32 (the weights' dtype), else the torch dtype ``predict`` autocasts to."""
+    import torch
+
+    return None if name == "float32" else getattr(torch, name)
+
+
 def _add_demo(sub, fmt) -> None:
     d = _subcommand(
         sub,
@@ -552,6 +587,7 @@ def _add_eval(sub, fmt) -> None:
     e.add_argument("--batch-size", type=int, default=4, help="images per forward pass")
     e.add_argument("--out", default=None, help="write coco_results.json, metrics.json, per_class_AP.txt here")
     e.add_argument("--json", action="store_true", help="also print the metrics as one JSON line")
+    _add_dtype(e)
     _add_threads(e)
 
 
@@ -581,6 +617,7 @@ def _add_predict(sub, fmt) -> None:
         default=None,
         help="comma-separated class names for labels 1..K (default: dataset_info.json next to the weights)",
     )
+    _add_dtype(pr)
     _add_threads(pr)
 
 

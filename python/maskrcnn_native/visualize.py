@@ -9,6 +9,9 @@
   ``labels``, ``masks`` (bool/uint8/float [D, H, W] or [D, 1, H, W], or a list of
   COCO RLE dicts) and ``keypoints`` [D, P, 3]. Without ``scores`` every
   instance is drawn (ground truth) and no score is printed.
+
+``save_comparison(images, targets, detections)`` is the demo's picture:
+ground truth beside prediction per image, upscaled, with captions.
 """
 
 from __future__ import annotations
@@ -25,7 +28,16 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .structures import Instances
 
-__all__ = ["draw", "save_grid", "plot_losses", "to_pil", "color_for"]
+__all__ = [
+    "draw",
+    "save_grid",
+    "save_comparison",
+    "ground_truth_caption",
+    "prediction_caption",
+    "plot_losses",
+    "to_pil",
+    "color_for",
+]
 
 
 def color_for(i: int) -> Tuple[int, int, int]:
@@ -65,6 +77,13 @@ def _np(x: Any) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         return x.detach().cpu().numpy()
     return np.asarray(x)
+
+
+def _field(det: Any, name: str) -> Any:
+    """``det[name]`` of a mapping or ``det.name`` of an object (None if absent)."""
+    if isinstance(det, Mapping):
+        return det.get(name)
+    return getattr(det, name, None)
 
 
 def _font(size: int):
@@ -166,6 +185,7 @@ def draw(
     alpha: float = 0.45,
     line_width: Optional[int] = None,
     color_by: str = "instance",
+    font_size: Optional[int] = None,
 ) -> Image.Image:
     """Draw detections on a copy of ``image`` and return it (RGB PIL image).
 
@@ -174,19 +194,22 @@ def draw(
     ``"name 0.93"`` (``class_names[label]``, or the label number). Keypoints with
     third value (visibility or score) > ``keypoint_threshold`` are dots;
     ``skeleton`` pairs (0-based keypoint indices) joining two drawn keypoints
-    are lines. ``color_by``: ``"instance"`` or ``"class"``.
+    are lines. ``color_by``: ``"instance"`` or ``"class"``. ``font_size``
+    (pixels) defaults to a 28th of the shorter image side, at least 10.
+    Ground truth (no ``scores``) is labelled with the class name only.
     """
     if color_by not in ("instance", "class"):
         raise ValueError(f"draw: color_by must be 'instance' or 'class', got {color_by!r}")
     pil = to_pil(image)
     w, h = pil.size
+    has_scores = _field(detections, "scores") is not None
     det = Instances.coerce(detections, default_scores=True)
     boxes = _np(det.boxes).reshape(-1, 4).astype(np.float64)
     n = len(boxes)
     scores = _np(det.scores)
     labels = _np(det.labels)
     keep = scores.reshape(-1) >= score_threshold
-    masks = _masks_array(det.masks, n, h, w) if show_masks else None
+    masks = _masks_array(det.masks, n, h, w) if show_masks and n else None
     kps = _np(det.keypoints) if show_keypoints and det.keypoints is not None else None
     lw = line_width or max(1, round(min(h, w) / 200))
     colors = [color_for(int(labels[i]) if color_by == "class" else i) for i in range(n)]
@@ -194,7 +217,7 @@ def draw(
     if masks is not None and keep.any():
         pil = _blend_masks(pil, masks, keep, colors, alpha)
     d = ImageDraw.Draw(pil)
-    font = _font(max(10, min(h, w) // 28))
+    font = _font(font_size or max(10, min(h, w) // 28))
     for i in np.nonzero(keep)[0]:
         x1, y1, x2, y2 = boxes[i]
         if show_boxes:
@@ -202,7 +225,8 @@ def draw(
         if show_labels:
             lab = int(labels.reshape(-1)[i])
             name = class_names[lab] if class_names is not None and 0 <= lab < len(class_names) else str(lab)
-            _draw_label(d, f"{name} {float(scores.reshape(-1)[i]):.2f}", x1, y1, colors[i], font)
+            text = f"{name} {float(scores.reshape(-1)[i]):.2f}" if has_scores else name
+            _draw_label(d, text, x1, y1, colors[i], font)
         if kps is not None and len(kps) == n:
             _draw_keypoints(d, kps[i], colors[i], lw, skeleton, keypoint_threshold)
     return pil
@@ -250,6 +274,171 @@ def save_grid(
     if path is not None:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         grid.save(path)
+    return grid
+
+
+def _scaled(det: Any, s: float) -> Dict[str, Any]:
+    """A detection-like object as a dict with boxes and keypoint x/y times ``s``
+    (masks keep their size: ``draw`` resizes them, nearest, to the image). No
+    ``scores`` key when ``det`` has none, so ground truth stays unscored."""
+    out: Dict[str, Any] = {}
+    for name in ("boxes", "scores", "labels", "masks", "keypoints"):
+        v = _field(det, name)
+        if v is not None:
+            out[name] = v
+    out["boxes"] = torch.as_tensor(_np(out["boxes"]), dtype=torch.float64).reshape(-1, 4) * s
+    if "keypoints" in out:
+        k = torch.as_tensor(_np(out["keypoints"]), dtype=torch.float64).clone()
+        k[..., :2] *= s
+        out["keypoints"] = k
+    return out
+
+
+def _name(label: int, class_names: Optional[Sequence[str]]) -> str:
+    return class_names[label] if class_names is not None and 0 <= label < len(class_names) else str(label)
+
+
+def ground_truth_caption(target: Any, class_names: Optional[Sequence[str]] = None) -> str:
+    """``"ground truth: 3 objects (2 circle, 1 square)"`` (``"ground truth: no object"``)."""
+    labels = _np(_field(target, "labels")).reshape(-1).astype(np.int64).tolist()
+    if not labels:
+        return "ground truth: no object"
+    counts: Dict[str, int] = {}
+    for lab in labels:
+        counts[_name(lab, class_names)] = counts.get(_name(lab, class_names), 0) + 1
+    what = ", ".join(f"{c} {n}" for n, c in counts.items())
+    return f"ground truth: {len(labels)} object{'s' if len(labels) != 1 else ''} ({what})"
+
+
+def prediction_caption(det: Any, score_threshold: float) -> str:
+    """What the prediction panel shows, e.g. ``"prediction: 2 >= 0.50 (best 0.97)"``,
+    or why it is empty: ``"no detection >= 0.50; best 0.31"`` /
+    ``"no detection at all"``."""
+    scores = _np(_field(det, "scores")).reshape(-1).astype(np.float64)
+    if scores.size == 0:
+        return "prediction: no detection at all"
+    best = float(scores.max())
+    kept = int((scores >= score_threshold).sum())
+    if kept == 0:
+        return f"no detection >= {score_threshold:.2f}; best {best:.2f}"
+    return f"prediction: {kept} >= {score_threshold:.2f} (best {best:.2f})"
+
+
+def _captioned(panel: Image.Image, caption: str, font: Any, height: int, warn: bool) -> Image.Image:
+    """``panel`` under a white strip of ``height`` pixels holding ``caption``
+    (dark red when ``warn``), the text cut with an ellipsis if it is too wide."""
+    out = Image.new("RGB", (panel.width, panel.height + height), (255, 255, 255))
+    out.paste(panel, (0, height))
+    d = ImageDraw.Draw(out)
+    text = caption
+    while text and d.textlength(text, font=font) > panel.width - 8:
+        text = text[:-2] + "…" if len(text) > 2 else ""
+    d.text(
+        (4, (height - font.size) // 2 if hasattr(font, "size") else 2),
+        text,
+        fill=(150, 0, 0) if warn else (0, 0, 0),
+        font=font,
+    )
+    return out
+
+
+def _upscaled(image: Any, s: int, resample: str) -> Image.Image:
+    pil = to_pil(image)
+    if s == 1:
+        return pil
+    mode = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR}.get(resample)
+    if mode is None:
+        raise ValueError(f"save_comparison: resample must be 'nearest' or 'bilinear', got {resample!r}")
+    return pil.resize((pil.width * s, pil.height * s), mode)
+
+
+def save_comparison(
+    images: Sequence[Any],
+    targets: Sequence[Any],
+    detections: Sequence[Any],
+    path: Optional[str] = None,
+    *,
+    class_names: Optional[Sequence[str]] = None,
+    score_threshold: float = 0.5,
+    scale: Optional[int] = None,
+    pairs_per_row: int = 2,
+    skeleton: Optional[Sequence[Tuple[int, int]]] = None,
+    resample: str = "nearest",
+    title: Optional[str] = None,
+    pad: int = 6,
+) -> Tuple[Image.Image, List[Tuple[str, str]]]:
+    """Ground truth beside prediction for each image, upscaled, captioned.
+
+    Each image becomes a pair of panels, ``scale`` times its size (default: the
+    integer that brings the longer side to about 384 px, at least 1): on the left
+    its ``targets`` entry (boxes, masks, keypoints, class names), on the right
+    its ``detections`` entry with score >= ``score_threshold`` ("name 0.93").
+    Boxes, masks and text are drawn at the larger scale. Above each panel a
+    caption (``ground_truth_caption`` / ``prediction_caption``: a prediction
+    with nothing above the threshold says so, with its best score); a title
+    line states the threshold. Saved to ``path`` when given. Returns the
+    picture and the (ground truth, prediction) captions per image.
+    """
+    if not len(images):
+        raise ValueError("save_comparison: no images")
+    if len(targets) != len(images) or len(detections) != len(images):
+        raise ValueError(
+            f"save_comparison: {len(images)} images, {len(targets)} targets and {len(detections)} detection lists"
+        )
+    tiles = [to_pil(im) for im in images]
+    side = max(max(t.size) for t in tiles)
+    s = int(scale) if scale is not None else max(1, math.ceil(384 / side))
+    if s < 1:
+        raise ValueError(f"save_comparison: scale must be >= 1, got {scale}")
+    cap_font = _font(max(12, side * s // 24))
+    cap_h = cap_font.size + 10 if hasattr(cap_font, "size") else 20
+    label_size = max(12, side * s // 26)
+    captions: List[Tuple[str, str]] = []
+    pairs = []
+    for tile, tgt, det in zip(tiles, targets, detections):
+        big = _upscaled(tile, s, resample)
+        caps = (ground_truth_caption(tgt, class_names), prediction_caption(det, score_threshold))
+        captions.append(caps)
+        kw: Dict[str, Any] = dict(class_names=class_names, skeleton=skeleton, font_size=label_size)
+        gt = draw(big, _scaled(tgt, s), score_threshold=-math.inf, **kw)
+        pred = draw(big, _scaled(det, s), score_threshold=score_threshold, **kw)
+        empty = caps[1].startswith("no detection") or caps[1].endswith("no detection at all")
+        pairs.append(
+            (_captioned(gt, caps[0], cap_font, cap_h, False), _captioned(pred, caps[1], cap_font, cap_h, empty))
+        )
+    head = title + "  |  " if title else ""
+    heading = f"{head}left: ground truth   right: prediction, score >= {score_threshold:.2f}   (tiles upscaled {s}x)"
+    grid = _tile_pairs(pairs, heading, cap_font, cap_h, pairs_per_row, pad)
+    if path is not None:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        grid.save(path)
+    return grid, captions
+
+
+def _tile_pairs(
+    pairs: Sequence[Tuple[Image.Image, Image.Image]], heading: str, font: Any, head_h: int, per_row: int, pad: int
+) -> Image.Image:
+    """Pairs of panels side by side, ``per_row`` pairs a row under a heading;
+    a grey rule separates the pairs."""
+    cw = max(max(a.width, b.width) for a, b in pairs)
+    ch = max(max(a.height, b.height) for a, b in pairs)
+    cols = max(1, min(per_row, len(pairs)))
+    rows = math.ceil(len(pairs) / cols)
+    pair_w = 2 * cw + pad
+    gap = 4 * pad
+    W = cols * pair_w + (cols - 1) * gap + 2 * pad
+    H = head_h + rows * ch + (rows - 1) * gap + 2 * pad
+    grid = Image.new("RGB", (W, H), (255, 255, 255))
+    d = ImageDraw.Draw(grid)
+    d.text((pad, pad), heading, fill=(0, 0, 0), font=font)
+    for i, (a, b) in enumerate(pairs):
+        r, q = divmod(i, cols)
+        x = pad + q * (pair_w + gap)
+        y = pad + head_h + r * (ch + gap)
+        grid.paste(a, (x, y))
+        grid.paste(b, (x + cw + pad, y))
+        if q:
+            d.line([(x - gap // 2, y), (x - gap // 2, y + ch)], fill=(170, 170, 170), width=2)
     return grid
 
 

@@ -99,7 +99,7 @@ def test_box_coder_errors():
         ops.decode_boxes(torch.zeros(3, 8), torch.zeros(2, 4))
     with pytest.raises(ValueError, match=r"decode_boxes: clamp must not be NaN"):
         ops.decode_boxes(b, b, clamp=float("nan"))
-    with pytest.raises(TypeError, match=r"decode_boxes: codes must be float32 or float64, got int32"):
+    with pytest.raises(TypeError, match=r"decode_boxes: codes must be float16, bfloat16, float32 or float64, got int32"):
         ops.decode_boxes(b.int(), b.int())
     with pytest.raises(TypeError, match=r"decode_boxes: inputs must all be NumPy arrays or all be tensors"):
         ops.decode_boxes(b, b.numpy())

@@ -209,7 +209,7 @@ def test_unsupported_dtypes_raise_typeerror_naming_op_and_argument():
         ops.box_iou(_quint8((5, 4)), b)
     with pytest.raises(TypeError, match=r"paste_masks: masks must be .* got quantized quint8"):
         ops.paste_masks(_quint8((5, 14, 14)), b, (10, 10))
-    with pytest.raises(TypeError, match=r"decode_boxes: codes must be float32 or float64, got quantized quint8"):
+    with pytest.raises(TypeError, match=r"decode_boxes: codes must be float16, bfloat16, float32 or float64, got quantized quint8"):
         ops.decode_boxes(_quint8((5, 4)), b)
     # DTypeError is a TypeError and a RuntimeError (what torchvision code catches)
     with pytest.raises(RuntimeError):

@@ -48,4 +48,4 @@ def grid_anchors(base: Tensor, grid_size: Tuple[int, int], stride: Tuple[int, in
 def decode_boxes(codes: Tensor, boxes: Tensor, weights: Sequence[float], clamp: float = DEFAULT_SCALE_CLAMP) -> Tensor:
     """Apply codes [N, 4*C] to boxes [N, 4] -> [N, 4*C] XYXY (torchvision BoxCoder)."""
     wx, wy, ww, wh = (float(w) for w in weights)
-    return _native.decode_boxes(codes, boxes.to(codes.dtype), (wx, wy, ww, wh), clamp=clamp)
+    return _native.decode_boxes(codes, boxes, (wx, wy, ww, wh), clamp=clamp)

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ._lib import stream as _stream
 from . import _validate as _V
-from ._lib import FLOATS, INTS, _C, check_tensor, is_numpy
+from ._lib import FLOATS, HALF, INTS, _C, check_tensor, compute_dtype, is_numpy
 from .nms import _both_or_neither, _np_nrows, _nrows
 
 Array = Union[Tensor, np.ndarray]
@@ -81,10 +81,15 @@ def encode_boxes(reference_boxes: Array, proposals: Array, weights: Sequence[flo
 
 @torch.library.custom_op("maskrcnn_native::decode_boxes", mutates_args=())
 def _decode_op(codes: Tensor, boxes: Tensor, weights: Sequence[float], clamp: float) -> Tensor:
-    codes = codes.detach().contiguous()
+    dtype = codes.dtype
+    codes = codes.detach().to(compute_dtype(codes)).contiguous()
+    boxes = boxes.detach()
+    if dtype in HALF:  # the float32 kernel; float16/bfloat16 boxes upcast exactly
+        check_tensor("decode_boxes", "boxes", boxes, FLOATS[:3])
+        boxes = boxes.float()
     out = torch.empty(codes.shape, dtype=codes.dtype, device=codes.device)
-    _C.decode_boxes(codes, boxes.detach().contiguous(), list(weights), clamp, out, stream=_stream(out))
-    return out
+    _C.decode_boxes(codes, boxes.contiguous(), list(weights), clamp, out, stream=_stream(out))
+    return out if out.dtype == dtype else out.to(dtype)
 
 
 @_decode_op.register_fake
@@ -102,9 +107,14 @@ def decode_boxes(
     """Boxes from regression codes (torchvision BoxCoder.decode_single).
 
     Args:
-        codes: Tensor[N, 4 * C] float32|float64: C sets of (dx, dy, dw, dh) per
-            reference box (C = 1 for the RPN, C = classes for the box head).
-        boxes: Tensor[N, 4] XYXY reference boxes; converted to codes' dtype.
+        codes: Tensor[N, 4 * C] float16|bfloat16|float32|float64: C sets of
+            (dx, dy, dw, dh) per reference box (C = 1 for the RPN, C = classes
+            for the box head). float16/bfloat16 codes run the float32 kernel
+            (boxes in float32) and the result is rounded once to codes' dtype.
+            Under ``torch.autocast`` both run in float32 and the result stays
+            float32 (see ``ops/_autocast.py``).
+        boxes: Tensor[N, 4] XYXY reference boxes; converted to codes' dtype
+            (to float32 for half codes).
         weights: (wx, wy, ww, wh); the codes are divided by them.
         clamp: dw and dh are clamped to at most this (default log(1000 / 16)).
     Returns:
@@ -128,8 +138,9 @@ def decode_boxes(
         out = np.empty(codes.shape, dtype=codes.dtype)
         _C.decode_boxes(codes, boxes, list(w), float(clamp), out)
         return out
-    check_tensor("decode_boxes", "codes", codes, (torch.float32, torch.float64))
+    check_tensor("decode_boxes", "codes", codes, FLOATS)
     check_tensor("decode_boxes", "boxes", boxes, FLOATS + INTS)
-    if boxes.dtype != codes.dtype and codes.dtype in (torch.float32, torch.float64):
-        boxes = boxes.to(codes.dtype)
+    box_dtype = compute_dtype(codes)
+    if boxes.dtype != box_dtype and not (codes.dtype in HALF and boxes.dtype in HALF):
+        boxes = boxes.to(box_dtype)
     return torch.ops.maskrcnn_native.decode_boxes(codes, boxes, list(w), float(clamp))

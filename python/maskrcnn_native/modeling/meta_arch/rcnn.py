@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
@@ -145,6 +147,17 @@ def to_image_frame(
     )
 
 
+def _float32(det: Detections) -> Detections:
+    """``det`` with its floating fields in float32 (what an autocast predict
+    returns; softmax and sigmoid keep the layers' bfloat16 under CPU autocast)."""
+    upd: Dict[str, Any] = {}
+    for name in ("boxes", "scores", "keypoints", "keypoint_scores", "mask_probs"):
+        v = getattr(det, name)
+        if isinstance(v, Tensor) and v.is_floating_point() and v.dtype != torch.float32:
+            upd[name] = v.float()
+    return dataclasses.replace(det, **upd) if upd else det
+
+
 def _to_tensor(img: Any) -> Tensor:
     """File path / PIL image / HWC uint8 ndarray / CHW tensor -> [3, H, W]
     float in [0, 1] (uint8 divided by 255; float input kept as it is)."""
@@ -196,6 +209,7 @@ class Model(MaskRCNN):
         paste: str = "aligned",
         min_size: Optional[int] = None,
         max_size: Optional[int] = None,
+        dtype: Optional[torch.dtype] = None,
     ) -> List[Detections]:
         """Detect objects in one image or a list of images.
 
@@ -207,6 +221,12 @@ class Model(MaskRCNN):
           (torchvision's integer-box paste, for answer-for-answer parity).
         min_size / max_size: shorter-side size and longer-side cap for this
           call instead of the configured test size (TTA passes them).
+        dtype: None (the weights' dtype) or torch.bfloat16 (torch.float16 on
+          CUDA): the network runs under ``torch.autocast`` in that dtype, so
+          convolutions and linear layers compute in it while the RoI ops, nms
+          and the box coder run in float32 (their registered autocast
+          behaviour). Needs float32 weights. Boxes, scores, keypoints and any
+          mask probabilities come back in float32.
         Returns one ``Detections`` per image, in the input's pixel frame.
         """
         if mask_format not in ("bitmap", "rle"):
@@ -221,19 +241,37 @@ class Model(MaskRCNN):
             images = list(images)  # a [N, H, W, 3] batch
         elif not isinstance(images, (list, tuple)):
             images = [images]
+        amp = self._autocast(dtype)
         was_training = self.training
         self.eval()
         try:
             out: List[Detections] = []
-            with torch.inference_mode():
+            with torch.inference_mode(), amp:
                 for s in range(0, len(images), batch_size):
                     chunk = [_to_tensor(im) for im in images[s : s + batch_size]]
                     out.extend(
                         self._infer(chunk, paste=paste, mask_format=mask_format, size=min_size, max_size=max_size)
                     )
-            return out
+            return out if dtype is None else [_float32(d) for d in out]
         finally:
             self.train(was_training)
+
+    def _autocast(self, dtype: Optional[torch.dtype]) -> Any:
+        """The context ``predict(dtype=...)`` runs the network in."""
+        weights = self.preprocess.mean
+        if dtype is None or dtype == weights.dtype:
+            return contextlib.nullcontext()
+        device = weights.device.type
+        if dtype not in (torch.bfloat16, torch.float16) or (dtype == torch.float16 and device != "cuda"):
+            raise ValueError(
+                f"predict: dtype must be None, the weights' dtype or torch.bfloat16 "
+                f"(torch.float16 on CUDA), got {dtype}"
+            )
+        if weights.dtype != torch.float32:
+            raise ValueError(
+                f"predict: dtype={dtype} runs float32 weights under autocast; the model is {weights.dtype}"
+            )
+        return torch.autocast(device_type=device, dtype=dtype)
 
     # ----------------------------------------------------------- persistence
     def save(self, path: Union[str, Path]) -> None:

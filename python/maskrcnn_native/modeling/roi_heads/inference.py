@@ -85,8 +85,9 @@ def heatmaps_to_keypoints(maps: Tensor, rois: Tensor) -> Tuple[Tensor, Tensor]:
     """Decode keypoint logits to image coordinates.
 
     maps: Tensor[R, P, S, S] logits; rois: Tensor[R, 4] the detections' boxes
-    -> (xy: Tensor[R, P, 3] (x, y, score) pixels, scores: Tensor[R, P] the
-    logit at the peak), in ``maps``' dtype and device.
+    -> (xy: Tensor[R, P, 3] (x, y, score) pixels in ``rois``' dtype, scores:
+    Tensor[R, P] the logit at the peak in ``maps``' dtype; the same dtype
+    unless the head ran under autocast, where the pixels stay float32).
 
     Each map is resized bicubically to the box size rounded up (ceil(w) x
     ceil(h)), the arg-max pixel centre (i + 0.5) is rescaled by w / ceil(w) and
@@ -98,7 +99,7 @@ def heatmaps_to_keypoints(maps: Tensor, rois: Tensor) -> Tuple[Tensor, Tensor]:
     widths = (rois[:, 2] - rois[:, 0]).clamp(min=1)
     heights = (rois[:, 3] - rois[:, 1]).clamp(min=1)
     wc, hc = widths.ceil(), heights.ceil()
-    xy = maps.new_zeros((r, p, 3))
+    xy = rois.new_zeros((r, p, 3))
     scores = maps.new_zeros((r, p))
     wl, hl = wc.to(torch.int64).tolist(), hc.to(torch.int64).tolist()
     ar = torch.arange(p, device=maps.device)
@@ -107,8 +108,8 @@ def heatmaps_to_keypoints(maps: Tensor, rois: Tensor) -> Tuple[Tensor, Tensor]:
         pos = up.reshape(p, -1).argmax(dim=1)
         xi = pos % wl[i]
         yi = torch.div(pos - xi, wl[i], rounding_mode="floor")
-        xy[i, :, 0] = (xi.to(maps.dtype) + 0.5) * (widths[i] / wl[i]) + rois[i, 0]
-        xy[i, :, 1] = (yi.to(maps.dtype) + 0.5) * (heights[i] / hl[i]) + rois[i, 1]
+        xy[i, :, 0] = (xi.to(rois.dtype) + 0.5) * (widths[i] / wl[i]) + rois[i, 0]
+        xy[i, :, 1] = (yi.to(rois.dtype) + 0.5) * (heights[i] / hl[i]) + rois[i, 1]
         scores[i] = up[ar, yi, xi]
     xy[..., 2] = scores
     return xy, scores

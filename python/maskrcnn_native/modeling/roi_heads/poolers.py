@@ -80,5 +80,5 @@ class MultiScalePooler(nn.Module):
             sel = torch.where(levels == lvl)[0]
             if sel.numel() == 0:
                 continue
-            out[sel] = self._pool(feat, rois[sel], self.scales[lvl]).to(out.dtype)
+            out[sel] = self._pool(feat, rois[sel], self.scales[lvl])
         return out
