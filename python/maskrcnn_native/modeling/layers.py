@@ -216,7 +216,11 @@ def conv_bn(x: Tensor, conv: Any, bn: Any) -> Tensor:
         return bn.calibrate_(F.conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups))
     if isinstance(bn, nn.GroupNorm) or (isinstance(bn, nn.BatchNorm2d) and bn.training):
         return bn(conv2d(x, conv.weight, conv.bias, conv))
-    if not torch.is_grad_enabled() or not (conv.weight.requires_grad or bn.weight.requires_grad):
+    frozen = not torch.is_grad_enabled() or not (conv.weight.requires_grad or bn.weight.requires_grad)
+    # the folded-weight cache keys on data pointers, which traced (fake)
+    # parameters lack: torch.export / torch.compile fold in the graph instead
+    # (the same two operations, so the same numbers)
+    if frozen and not torch.compiler.is_compiling():
         key = _param_key(conv, bn)
         cache = getattr(conv, "_mn_folded", None)
         if cache is None or cache[0] != key:
