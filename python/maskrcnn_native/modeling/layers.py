@@ -220,7 +220,11 @@ def conv_bn(x: Tensor, conv: Any, bn: Any, relu: bool = False, add: Optional[Ten
         return _epilogue(y, relu, add)
     if isinstance(bn, nn.GroupNorm) or (isinstance(bn, nn.BatchNorm2d) and bn.training):
         return _epilogue(bn(conv2d(x, conv.weight, conv.bias, conv)), relu, add)
-    if not torch.is_grad_enabled() or not (conv.weight.requires_grad or bn.weight.requires_grad):
+    frozen = not torch.is_grad_enabled() or not (conv.weight.requires_grad or bn.weight.requires_grad)
+    # the folded-weight cache keys on data pointers, which traced (fake)
+    # parameters lack: torch.export / torch.compile fold in the graph instead
+    # (the same two operations, so the same numbers)
+    if frozen and not torch.compiler.is_compiling():
         key = _param_key(conv, bn)
         cache = getattr(conv, "_mn_folded", None)
         if cache is None or cache[0] != key:
@@ -278,6 +282,7 @@ def _fusable(x: Tensor, weight: Tensor) -> bool:
         and x.is_contiguous(memory_format=torch.channels_last)
         and not _autocast_on()
         and not torch.jit.is_tracing()
+        and not torch.compiler.is_compiling()
         and torch.backends.mkldnn.is_available()
     )
 

@@ -30,6 +30,7 @@ from typing import Optional, Union
 import numpy as np
 import torch
 from torch import Tensor
+from torch.fx.experimental.symbolic_shapes import guard_or_false
 
 from ._lib import stream as _stream
 from . import _validate as _V
@@ -156,6 +157,15 @@ def _batched_nms_numpy(boxes, scores, idxs, iou_threshold):
     return keep[:count].copy()
 
 
+def _known_empty(t: Tensor) -> bool:
+    """``t.numel() == 0``; under torch.export / torch.compile a data-dependent
+    (unbacked) size counts as not known to be empty, so the kernel runs and
+    returns the empty result itself."""
+    if torch.jit.is_scripting():
+        return t.numel() == 0
+    return bool(guard_or_false(t.numel() == 0))
+
+
 def batched_nms(boxes: Tensor, scores: Optional[Tensor], idxs: Optional[Tensor], iou_threshold: float) -> Tensor:
     """NMS applied independently per category (torchvision.ops.batched_nms).
 
@@ -173,7 +183,7 @@ def batched_nms(boxes: Tensor, scores: Optional[Tensor], idxs: Optional[Tensor],
         On CUDA all categories run in one pass on the device; the one
         synchronisation is on the current stream, for the keep count.
     """
-    if isinstance(boxes, Tensor) and boxes.numel() == 0:
+    if isinstance(boxes, Tensor) and _known_empty(boxes):
         return torch.empty((0,), dtype=torch.int64, device=boxes.device)
     if not torch.jit.is_scripting():
         iou_threshold = _V.real("batched_nms", "iou_threshold", iou_threshold, finite=False)

@@ -273,6 +273,23 @@ class Model(MaskRCNN):
             )
         return torch.autocast(device_type=device, dtype=dtype)
 
+    def export(
+        self,
+        image_size: Tuple[int, int],
+        batch_size: int = 1,
+        input_dtype: torch.dtype = torch.float32,
+        paste: Optional[str] = None,
+    ) -> "torch.export.ExportedProgram":
+        """``predict`` as a ``torch.export.ExportedProgram`` for input
+        ``Tensor[batch_size, 3, H, W]`` of ``input_dtype`` (uint8, or float in
+        [0, 1]). ``ep.module()(images)`` returns per image ``(boxes [D, 4],
+        scores [D], labels [D], mask_probs [D, M, M])`` (plus bool ``masks``
+        [D, H, W] with ``paste="aligned"`` / ``"torchvision"``); D is
+        data-dependent. See ``maskrcnn_native.modeling.export.export_model``."""
+        from ..export import export_model
+
+        return export_model(self, image_size, batch_size, input_dtype=input_dtype, paste=paste)
+
     # ----------------------------------------------------------- persistence
     def save(self, path: Union[str, Path]) -> None:
         """Write weights to ``path`` (safetensors; the config JSON is embedded in

@@ -60,10 +60,15 @@ class AnchorGenerator(nn.Module):
         for lvl, g in enumerate(grid_sizes):
             stride = (image_shape[0] // g[0], image_shape[1] // g[1])
             key = (lvl, tuple(g), stride, device, dtype)
-            a = self._cache.get(key)
+            # traced (torch.export / compile): the anchors are made in the graph, never cached
+            tracing = torch.compiler.is_compiling()
+            a = None if tracing else self._cache.get(key)
             if a is None:
                 # generated in float32 on the CPU (the op's frame), then moved once
                 a = _ops.grid_anchors(self.cell[lvl], (int(g[0]), int(g[1])), stride).to(device=device, dtype=dtype)
+                if tracing:
+                    out.append(a)
+                    continue
                 if len(self._cache) > 64:
                     self._cache.clear()
                 self._cache[key] = a

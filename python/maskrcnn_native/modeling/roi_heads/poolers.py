@@ -12,6 +12,7 @@ from typing import List, Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.fx.experimental.symbolic_shapes import guard_or_false
 
 from .. import _ops
 
@@ -78,7 +79,8 @@ class MultiScalePooler(nn.Module):
         out = features[0].new_zeros((rois.shape[0], c) + self.output_size).contiguous(memory_format=fmt)
         for lvl, feat in enumerate(features):
             sel = torch.where(levels == lvl)[0]
-            if sel.numel() == 0:
+            # skip a level no RoI maps to; a traced (data-dependent) count pools the level anyway
+            if guard_or_false(sel.numel() == 0):
                 continue
             out[sel] = self._pool(feat, rois[sel], self.scales[lvl])
         return out

@@ -16,6 +16,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
+from torch.fx.experimental.symbolic_shapes import guard_or_true
 
 from ...structures import Instances
 from .. import _ops
@@ -191,7 +192,7 @@ class RoIHeads(nn.Module):
         ref = feats[0]
         if self.mask_head is not None:
             m = self.mask_resolution
-            if sum(counts):
+            if _any_detection(counts):
                 labels = torch.cat([r.labels for r in results])
                 probs = mask_probs_of_labels(self._forward_mask(feats, boxes), labels, self.mask_loss)
                 for r, pr in zip(results, probs.split(counts)):
@@ -200,7 +201,7 @@ class RoIHeads(nn.Module):
                 for r in results:
                     r.mask_probs = ref.new_zeros((0, m, m))
         if self.keypoint_head is not None:
-            if sum(counts):
+            if _any_detection(counts):
                 kl = self._forward_keypoint(feats, boxes)
                 for r, k in zip(results, kl.split(counts)):
                     r.keypoints, r.keypoint_scores = heatmaps_to_keypoints(k, r.boxes)
@@ -238,6 +239,13 @@ class RoIHeads(nn.Module):
             gt = t["boxes"].to(p.dtype)
             out.append(SampledRoIs(b, lb, mi, gt[mi] if gt.shape[0] else torch.zeros_like(b)))
         return out
+
+
+def _any_detection(counts: Sequence[int]) -> bool:
+    """Whether any image has a detection. A traced, data-dependent count
+    (torch.export) answers True: the heads then run on what may be zero RoIs,
+    which gives the same empty results as the shortcut."""
+    return bool(guard_or_true(sum(counts) != 0))
 
 
 def _positives(
