@@ -19,7 +19,7 @@ import torch
 import maskrcnn_native as mn
 from maskrcnn_native.engine.trainer import _autocast
 
-from .test_device_dtype import NARROW, _sample
+from .test_device_dtype import NARROW
 from .tv_helpers import box_iou, make_images
 
 TOP = 5
@@ -70,10 +70,10 @@ def test_predict_dtype_errors(model, small_config):
         m64.predict(img, dtype=torch.bfloat16)
 
 
-def test_bf16_train_step_close_to_float32(small_config):
+def test_bf16_train_step_close_to_float32(small_config, two_box_sample):
     torch.manual_seed(0)
     m = mn.Model("R18-FPN", **small_config, **NARROW).train()
-    img, t = _sample()
+    img, t = two_box_sample(seed=3)
     torch.manual_seed(5)
     l32 = m([img], [t])
     torch.manual_seed(5)
@@ -88,10 +88,10 @@ def test_bf16_train_step_close_to_float32(small_config):
     assert all(g is not None and g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)
 
 
-def test_bf16_predict_keypoints_float32(small_config):
+def test_bf16_predict_keypoints_float32(small_config, two_box_sample):
     torch.manual_seed(0)
     m = mn.Model("R18-FPN-KP", **small_config, **NARROW, keypoint_head_dim=32).eval()
-    img, _ = _sample(keypoints=True)
+    img, _ = two_box_sample(seed=3, keypoints=True)
     d32 = m.predict(img)[0]
     d16 = m.predict(img, dtype=torch.bfloat16)[0]
     assert d16.keypoints.dtype == torch.float32 and d16.keypoints.shape[1:] == (17, 3)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import maskrcnn_native as mn
+from maskrcnn_native.modeling import layers
 from maskrcnn_native.modeling.export import export_model
 from maskrcnn_native.structures import image_to_float
 
@@ -14,6 +15,14 @@ H, W = 128, 160
 SMALL = dict(min_size=64, max_size=96, num_classes=3, rpn_pre_nms_top_n_test=100, rpn_post_nms_top_n_test=20,
              rpn_pre_nms_top_n_train=100, rpn_post_nms_top_n_train=30, box_batch_size_per_image=16,
              score_threshold=0.0, detections_per_image=10)
+
+
+@pytest.fixture(autouse=True)
+def _portable_convs(monkeypatch):
+    """The exported graph holds the portable F.conv2d path; eager predict would
+    otherwise use the fused oneDNN convolutions (layers.conv2d), which agree
+    only to float32 rounding. Bit-for-bit comparisons need the same path."""
+    monkeypatch.setattr(layers, "_FUSED", False)
 
 
 def _images(seed, n=1, dtype=torch.float32):
