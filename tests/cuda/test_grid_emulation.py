@@ -15,6 +15,8 @@ so it agrees to rounding (1e-5 float32, 1e-10 float64).
 from __future__ import annotations
 
 import numpy as np
+import zlib
+
 import pytest
 import torch
 
@@ -106,7 +108,7 @@ def test_roi_align_mixed_layouts_and_large_grid():
 @pytest.mark.parametrize("cl", [False, True])
 def test_roi_pool_forward_backward_exact(dtype, case, cl):
     n, c, h, w, k, ph, pw, scale, _, _ = case
-    gen = torch.Generator().manual_seed(hash((case, cl, "pool")) % 2**31)
+    gen = torch.Generator().manual_seed(zlib.crc32(repr((case, cl, "pool")).encode()))  # str hash() varies per process
     x = _layouts(torch.randn(n, c, h, w, generator=gen, dtype=torch.float64).to(dtype), cl)
     rois = _rois(gen, k, n, h, w, scale, dtype, wild=True)
     fmt = torch.channels_last if cl else torch.contiguous_format
