@@ -128,4 +128,31 @@ inline void check_output(const char* op, const char* arg, const TensorView& t) {
   check_writable(op, arg, t);
 }
 
+// A contiguous float32 / float64 input on a kernel device, of shape dims.
+inline void check_float_input(const char* op, const char* arg, const TensorView& t,
+                              std::initializer_list<int64_t> dims, const char* expected_shape) {
+  check_cpu(op, arg, t);
+  check_dtype(op, arg, t, {DType::Float32, DType::Float64});
+  check_shape(op, arg, t, dims, expected_shape);
+  check_contiguous(op, arg, t);
+}
+
+// A contiguous tensor on a kernel device with the dtype of ref, of shape dims.
+inline void check_like(const char* op, const char* arg, const TensorView& t, const char* ref_arg,
+                       const TensorView& ref, std::initializer_list<int64_t> dims,
+                       const char* expected_shape) {
+  check_cpu(op, arg, t);
+  check_same_dtype(op, arg, t, ref_arg, ref);
+  check_shape(op, arg, t, dims, expected_shape);
+  check_contiguous(op, arg, t);
+}
+
+// check_like for an output buffer.
+inline void check_output_like(const char* op, const char* arg, const TensorView& t,
+                              const char* ref_arg, const TensorView& ref,
+                              std::initializer_list<int64_t> dims, const char* expected_shape) {
+  check_output(op, arg, t);
+  check_like(op, arg, t, ref_arg, ref, dims, expected_shape);
+}
+
 }  // namespace mn

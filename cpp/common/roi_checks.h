@@ -1,6 +1,7 @@
 // Validation shared by the RoI feature ops (roi_align, roi_warp, roi_pool).
 #pragma once
 #include <cmath>
+#include <initializer_list>
 #include <string>
 
 #include "common/checks.h"
@@ -13,6 +14,26 @@ inline void check_feature_layout(const char* op, const char* arg, const TensorVi
     throw ValueError(arg_prefix(op, arg) +
                      " must be NCHW-contiguous or channels_last, got another layout of shape " +
                      t.shape_str());
+}
+
+// A 4-d float32 / float64 feature map (or gradient) on a kernel device.
+inline void check_features(const char* op, const char* arg, const TensorView& t,
+                           const char* expected_shape) {
+  check_cpu(op, arg, t);
+  check_dtype(op, arg, t, {DType::Float32, DType::Float64});
+  check_ndim(op, arg, t, 4, expected_shape);
+  check_feature_layout(op, arg, t);
+}
+
+// An output feature map (or gradient) with the dtype of ref, of shape dims.
+inline void check_output_features(const char* op, const char* arg, const TensorView& t,
+                                  const char* ref_arg, const TensorView& ref,
+                                  std::initializer_list<int64_t> dims,
+                                  const char* expected_shape) {
+  check_output(op, arg, t);
+  check_same_dtype(op, arg, t, ref_arg, ref);
+  check_shape(op, arg, t, dims, expected_shape);
+  check_feature_layout(op, arg, t);
 }
 
 inline void check_pooled_size(const char* op, int64_t ph, int64_t pw) {
@@ -33,10 +54,7 @@ inline void check_spatial_scale(const char* op, double s) {
 // zeros / no gradient for RoIs whose batch index is out of range.
 inline void check_rois(const char* op, const TensorView& rois, const TensorView& ref,
                        const char* ref_arg, int64_t N) {
-  check_cpu(op, "rois", rois);
-  check_same_dtype(op, "rois", rois, ref_arg, ref);
-  check_shape(op, "rois", rois, {-1, 5}, "[K, 5]");
-  check_contiguous(op, "rois", rois);
+  check_like(op, "rois", rois, ref_arg, ref, {-1, 5}, "[K, 5]");
   if (rois.device != DeviceType::CPU) return;
   dispatch_float(rois.dtype, op, "rois", [&](auto tag) {
     using T = decltype(tag);

@@ -49,10 +49,7 @@ void cell_anchors(const std::vector<double>& sizes, const std::vector<double>& a
 void grid_anchors(const TensorView& cell, int64_t grid_h, int64_t grid_w, double stride_h,
                   double stride_w, double offset, const TensorView& out) {
   const char* op = "grid_anchors";
-  check_cpu(op, "cell_anchors", cell);
-  check_dtype(op, "cell_anchors", cell, {DType::Float32, DType::Float64});
-  check_shape(op, "cell_anchors", cell, {-1, 4}, "[A, 4]");
-  check_contiguous(op, "cell_anchors", cell);
+  check_float_input(op, "cell_anchors", cell, {-1, 4}, "[A, 4]");
   if (grid_h < 0 || grid_w < 0)
     throw ValueError(std::string(op) + ": grid_size must be non-negative, got (" +
                      std::to_string(grid_h) + ", " + std::to_string(grid_w) + ")");
@@ -66,21 +63,11 @@ void grid_anchors(const TensorView& cell, int64_t grid_h, int64_t grid_w, double
   if (grid_h > 0 && grid_w > 0 && A > 0 &&
       (grid_w > limit / grid_h || grid_h * grid_w > limit / A))
     throw ValueError(std::string(op) + ": grid_size x anchors is too large");
-  check_output(op, "out", out);
-  check_same_dtype(op, "out", out, "cell_anchors", cell);
-  check_shape(op, "out", out, {grid_h * grid_w * A, 4}, "[H * W * A, 4]");
-  check_contiguous(op, "out", out);
+  check_output_like(op, "out", out, "cell_anchors", cell, {grid_h * grid_w * A, 4},
+                    "[H * W * A, 4]");
   check_same_device(op, {{"cell_anchors", &cell}, {"out", &out}});
-  dispatch_float(cell.dtype, op, "cell_anchors", [&](auto tag) {
-    if (on_cuda(cell)) {
-#if MN_WITH_CUDA
-      return cuda::grid_anchors<decltype(tag)>(cell, grid_h, grid_w, stride_h, stride_w, offset, out);
-#else
-      no_cuda_kernels(op);
-#endif
-    }
-    cpu::grid_anchors<decltype(tag)>(cell, grid_h, grid_w, stride_h, stride_w, offset, out);
-  });
+  MN_DISPATCH_DEVICE(op, cell, "cell_anchors",
+                     grid_anchors<T>(cell, grid_h, grid_w, stride_h, stride_w, offset, out));
 }
 
 }  // namespace mn

@@ -21,40 +21,20 @@ void check_weights(const char* op, const std::array<double, 4>& w) {
                        "] must be finite and non-zero, got " + std::to_string(w[i]));
 }
 
-void check_rows(const char* op, const char* arg, const TensorView& t, const TensorView& ref,
-                const char* ref_arg, int64_t n, const char* shape) {
-  check_cpu(op, arg, t);
-  check_same_dtype(op, arg, t, ref_arg, ref);
-  check_shape(op, arg, t, {n, 4}, shape);
-  check_contiguous(op, arg, t);
-}
-
 }  // namespace
 
 void encode_boxes(const TensorView& reference, const TensorView& proposals,
                   const std::array<double, 4>& weights, const TensorView& out) {
   const char* op = "encode_boxes";
-  check_cpu(op, "reference_boxes", reference);
-  check_dtype(op, "reference_boxes", reference, {DType::Float32, DType::Float64});
-  check_shape(op, "reference_boxes", reference, {-1, 4}, "[N, 4]");
-  check_contiguous(op, "reference_boxes", reference);
+  check_float_input(op, "reference_boxes", reference, {-1, 4}, "[N, 4]");
   const int64_t n = reference.size(0);
-  check_rows(op, "proposals", proposals, reference, "reference_boxes", n,
+  check_like(op, "proposals", proposals, "reference_boxes", reference, {n, 4},
              "[N, 4] like reference_boxes");
   check_weights(op, weights);
-  check_output(op, "out", out);
-  check_rows(op, "out", out, reference, "reference_boxes", n, "[N, 4]");
+  check_output_like(op, "out", out, "reference_boxes", reference, {n, 4}, "[N, 4]");
   check_same_device(op, {{"reference_boxes", &reference}, {"proposals", &proposals}, {"out", &out}});
-  dispatch_float(reference.dtype, op, "reference_boxes", [&](auto tag) {
-    if (on_cuda(reference)) {
-#if MN_WITH_CUDA
-      return cuda::encode_boxes<decltype(tag)>(reference, proposals, weights, out);
-#else
-      no_cuda_kernels(op);
-#endif
-    }
-    cpu::encode_boxes<decltype(tag)>(reference, proposals, weights, out);
-  });
+  MN_DISPATCH_DEVICE(op, reference, "reference_boxes",
+                     encode_boxes<T>(reference, proposals, weights, out));
 }
 
 void decode_boxes(const TensorView& codes, const TensorView& boxes,
@@ -67,25 +47,12 @@ void decode_boxes(const TensorView& codes, const TensorView& boxes,
                      codes.shape_str());
   check_contiguous(op, "codes", codes);
   const int64_t n = codes.size(0);
-  check_rows(op, "boxes", boxes, codes, "codes", n, "[N, 4] with N = codes.shape[0]");
+  check_like(op, "boxes", boxes, "codes", codes, {n, 4}, "[N, 4] with N = codes.shape[0]");
   check_weights(op, weights);
   if (std::isnan(clamp)) throw ValueError(std::string(op) + ": clamp must not be NaN");
-  check_output(op, "out", out);
-  check_cpu(op, "out", out);
-  check_same_dtype(op, "out", out, "codes", codes);
-  check_shape(op, "out", out, {n, codes.size(1)}, "[N, 4 * C] like codes");
-  check_contiguous(op, "out", out);
+  check_output_like(op, "out", out, "codes", codes, {n, codes.size(1)}, "[N, 4 * C] like codes");
   check_same_device(op, {{"codes", &codes}, {"boxes", &boxes}, {"out", &out}});
-  dispatch_float(codes.dtype, op, "codes", [&](auto tag) {
-    if (on_cuda(codes)) {
-#if MN_WITH_CUDA
-      return cuda::decode_boxes<decltype(tag)>(codes, boxes, weights, clamp, out);
-#else
-      no_cuda_kernels(op);
-#endif
-    }
-    cpu::decode_boxes<decltype(tag)>(codes, boxes, weights, clamp, out);
-  });
+  MN_DISPATCH_DEVICE(op, codes, "codes", decode_boxes<T>(codes, boxes, weights, clamp, out));
 }
 
 }  // namespace mn

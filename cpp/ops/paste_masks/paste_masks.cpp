@@ -98,16 +98,7 @@ void paste_masks_plan(const TensorView& masks, const TensorView& boxes, const Te
   check_output(kOp, "rects", rects);
   check_rects_tensor(rects, masks.size(0));
   check_same_device(kOp, {{"masks", &masks}, {"boxes", &boxes}, {"rects", &rects}});
-  dispatch_float(masks.dtype, kOp, "masks", [&](auto tag) {
-    if (on_cuda(masks)) {
-#if MN_WITH_CUDA
-      return cuda::paste_masks_plan<decltype(tag)>(masks, boxes, rects, p);
-#else
-      no_cuda_kernels(kOp);
-#endif
-    }
-    cpu::paste_masks_plan<decltype(tag)>(masks, boxes, rects, p);
-  });
+  MN_DISPATCH_DEVICE(kOp, masks, "masks", paste_masks_plan<T>(masks, boxes, rects, p));
 }
 
 void paste_masks_forward(const TensorView& masks, const TensorView& boxes,
@@ -119,16 +110,7 @@ void paste_masks_forward(const TensorView& masks, const TensorView& boxes,
   check_shape(kOp, "output", output, {masks.size(0), p.height, p.width}, "[N, H, W]");
   check_contiguous(kOp, "output", output);
   check_same_device(kOp, {{"masks", &masks}, {"boxes", &boxes}, {"output", &output}});
-  dispatch_float(masks.dtype, kOp, "masks", [&](auto tag) {
-    if (on_cuda(masks)) {
-#if MN_WITH_CUDA
-      return cuda::paste_masks_forward<decltype(tag)>(masks, boxes, output, p);
-#else
-      no_cuda_kernels(kOp);
-#endif
-    }
-    cpu::paste_masks_forward<decltype(tag)>(masks, boxes, output, p);
-  });
+  MN_DISPATCH_DEVICE(kOp, masks, "masks", paste_masks_forward<T>(masks, boxes, output, p));
 }
 
 void paste_masks_crops(const TensorView& masks, const TensorView& boxes, const TensorView& rects,

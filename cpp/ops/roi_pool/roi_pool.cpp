@@ -22,49 +22,29 @@ void roi_pool_forward(const TensorView& input, const TensorView& rois, const Ten
                       const TensorView& argmax, double spatial_scale, int64_t pooled_h,
                       int64_t pooled_w) {
   const char* op = "roi_pool";
-  check_cpu(op, "input", input);
-  check_dtype(op, "input", input, {DType::Float32, DType::Float64});
-  check_ndim(op, "input", input, 4, "[N, C, H, W]");
-  check_feature_layout(op, "input", input);
+  check_features(op, "input", input, "[N, C, H, W]");
   check_pooled_size(op, pooled_h, pooled_w);
   check_spatial_scale(op, spatial_scale);
   check_rois(op, rois, input, "input", input.size(0));
-  check_output(op, "output", output);
-  check_same_dtype(op, "output", output, "input", input);
-  check_shape(op, "output", output, {rois.size(0), input.size(1), pooled_h, pooled_w},
-              "[K, C, PH, PW]");
-  check_feature_layout(op, "output", output);
+  check_output_features(op, "output", output, "input", input,
+                        {rois.size(0), input.size(1), pooled_h, pooled_w}, "[K, C, PH, PW]");
   check_output(op, "argmax", argmax);
   check_dtype(op, "argmax", argmax, {DType::Int64});
   check_shape(op, "argmax", argmax, {rois.size(0), input.size(1), pooled_h, pooled_w},
               "[K, C, PH, PW]");
   check_pair_layout(op, output, argmax);
   check_same_device(op, {{"input", &input}, {"rois", &rois}, {"output", &output}, {"argmax", &argmax}});
-  dispatch_float(input.dtype, op, "input", [&](auto tag) {
-    if (on_cuda(input)) {
-#if MN_WITH_CUDA
-      return cuda::roi_pool_forward<decltype(tag)>(input, rois, output, argmax, spatial_scale,
-                                                   pooled_h, pooled_w);
-#else
-      no_cuda_kernels(op);
-#endif
-    }
-    cpu::roi_pool_forward<decltype(tag)>(input, rois, output, argmax, spatial_scale, pooled_h,
-                                         pooled_w);
-  });
+  MN_DISPATCH_DEVICE(op, input, "input",
+                     roi_pool_forward<T>(input, rois, output, argmax, spatial_scale, pooled_h,
+                                         pooled_w));
 }
 
 void roi_pool_backward(const TensorView& grad_output, const TensorView& rois,
                        const TensorView& argmax, const TensorView& grad_input) {
   const char* op = "roi_pool_backward";
-  check_cpu(op, "grad_output", grad_output);
-  check_dtype(op, "grad_output", grad_output, {DType::Float32, DType::Float64});
-  check_ndim(op, "grad_output", grad_output, 4, "[K, C, PH, PW]");
-  check_feature_layout(op, "grad_output", grad_output);
-  check_output(op, "grad_input", grad_input);
-  check_same_dtype(op, "grad_input", grad_input, "grad_output", grad_output);
-  check_ndim(op, "grad_input", grad_input, 4, "[N, C, H, W]");
-  check_feature_layout(op, "grad_input", grad_input);
+  check_features(op, "grad_output", grad_output, "[K, C, PH, PW]");
+  check_output_features(op, "grad_input", grad_input, "grad_output", grad_output,
+                        {-1, -1, -1, -1}, "[N, C, H, W]");
   check_rois(op, rois, grad_output, "grad_output", grad_input.size(0));
   check_shape(op, "grad_output", grad_output,
               {rois.size(0), grad_input.size(1), -1, -1}, "[K, C, PH, PW]");
@@ -76,16 +56,8 @@ void roi_pool_backward(const TensorView& grad_output, const TensorView& rois,
   check_feature_layout(op, "argmax", argmax);
   check_same_device(op, {{"grad_output", &grad_output}, {"rois", &rois}, {"argmax", &argmax},
                          {"grad_input", &grad_input}});
-  dispatch_float(grad_output.dtype, op, "grad_output", [&](auto tag) {
-    if (on_cuda(grad_output)) {
-#if MN_WITH_CUDA
-      return cuda::roi_pool_backward<decltype(tag)>(grad_output, rois, argmax, grad_input);
-#else
-      no_cuda_kernels(op);
-#endif
-    }
-    cpu::roi_pool_backward<decltype(tag)>(grad_output, rois, argmax, grad_input);
-  });
+  MN_DISPATCH_DEVICE(op, grad_output, "grad_output",
+                     roi_pool_backward<T>(grad_output, rois, argmax, grad_input));
 }
 
 }  // namespace mn
