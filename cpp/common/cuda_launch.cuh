@@ -123,5 +123,15 @@ struct CudaExec {
   }
 };
 
+// What every <op>_cuda.cu entry point runs the orchestration of <op>_kernels.h
+// with: a CudaExec that keeps the tensors' device current while it lives.
+class DeviceExec : public CudaExec {
+ public:
+  DeviceExec(int device, const char* op) : guard_(device, op) {}
+
+ private:
+  DeviceGuard guard_;
+};
+
 }  // namespace cuda
 }  // namespace mn

@@ -8,16 +8,14 @@ namespace cuda {
 template <typename T>
 void encode_boxes(const TensorView& reference, const TensorView& proposals,
                   const std::array<double, 4>& w, const TensorView& out) {
-  DeviceGuard guard(reference.device_id, "encode_boxes");
-  CudaExec ex;
+  DeviceExec ex(reference.device_id, "encode_boxes");
   box_coder_detail::encode_run<T>(ex, reference, proposals, w, out, "encode_boxes");
 }
 
 template <typename T>
 void decode_boxes(const TensorView& codes, const TensorView& boxes,
                   const std::array<double, 4>& w, double clamp, const TensorView& out) {
-  DeviceGuard guard(codes.device_id, "decode_boxes");
-  CudaExec ex;
+  DeviceExec ex(codes.device_id, "decode_boxes");
   box_coder_detail::decode_run<T>(ex, codes, boxes, w, clamp, out, "decode_boxes");
 }
 

@@ -26,23 +26,20 @@ void CudaExec::sort_pairs(const K* keys_in, K* keys_out, const int64_t* vals_in,
 template <typename T>
 int64_t nms(const TensorView& boxes, const TensorView& scores, double iou_threshold,
             const TensorView& keep) {
-  DeviceGuard guard(boxes.device_id, "nms");
-  CudaExec ex;
+  DeviceExec ex(boxes.device_id, "nms");
   return nms_run<T, int64_t>(ex, boxes, scores, nullptr, iou_threshold, keep, "nms");
 }
 
 template <typename T, typename Idx>
 int64_t batched_nms(const TensorView& boxes, const TensorView& scores, const TensorView& idxs,
                     double iou_threshold, const TensorView& keep) {
-  DeviceGuard guard(boxes.device_id, "batched_nms");
-  CudaExec ex;
+  DeviceExec ex(boxes.device_id, "batched_nms");
   return nms_run<T, Idx>(ex, boxes, scores, idxs.ptr<Idx>(), iou_threshold, keep, "batched_nms");
 }
 
 template <typename T>
 void box_iou(const TensorView& boxes1, const TensorView& boxes2, const TensorView& out) {
-  DeviceGuard guard(boxes1.device_id, "box_iou");
-  CudaExec ex;
+  DeviceExec ex(boxes1.device_id, "box_iou");
   box_iou_run<T>(ex, boxes1, boxes2, out, "box_iou");
 }
 

@@ -14,24 +14,21 @@ constexpr const char* kOp = "paste_masks";
 template <typename T>
 void paste_masks_plan(const TensorView& masks, const TensorView& boxes, const TensorView& rects,
                       const PasteMasksParams& p) {
-  DeviceGuard guard(masks.device_id, kOp);
-  CudaExec ex;
+  DeviceExec ex(masks.device_id, kOp);
   plan_run<T>(ex, masks, boxes, rects, p, kOp);
 }
 
 template <typename T>
 void paste_masks_forward(const TensorView& masks, const TensorView& boxes,
                          const TensorView& output, const PasteMasksParams& p) {
-  DeviceGuard guard(masks.device_id, kOp);
-  CudaExec ex;
+  DeviceExec ex(masks.device_id, kOp);
   forward_run<T>(ex, masks, boxes, output, p, kOp);
 }
 
 template <typename T>
 void paste_masks_crops(const TensorView& masks, const TensorView& boxes, const TensorView& rects,
                        const TensorView& output, const PasteMasksParams& p) {
-  DeviceGuard guard(masks.device_id, kOp);
-  CudaExec ex;
+  DeviceExec ex(masks.device_id, kOp);
   crops_run<T>(ex, masks, boxes, rects, output, p, kOp);
 }
 

@@ -19,8 +19,7 @@ template <typename T>
 void roi_align_forward(const TensorView& input, const TensorView& rois, const TensorView& output,
                        const RoiAlignParams& p) {
   const char* op = name(p, false);
-  DeviceGuard guard(input.device_id, op);
-  CudaExec ex;
+  DeviceExec ex(input.device_id, op);
   forward_run<T>(ex, input, rois, output, p, op);
 }
 
@@ -28,8 +27,7 @@ template <typename T>
 void roi_align_backward(const TensorView& grad_output, const TensorView& rois,
                         const TensorView& grad_input, const RoiAlignParams& p) {
   const char* op = name(p, true);
-  DeviceGuard guard(grad_input.device_id, op);
-  CudaExec ex;
+  DeviceExec ex(grad_input.device_id, op);
   backward_run<T>(ex, grad_output, rois, grad_input, p, op);
 }
 

@@ -11,16 +11,14 @@ using namespace roi_pool_detail;
 template <typename T>
 void roi_pool_forward(const TensorView& input, const TensorView& rois, const TensorView& output,
                       const TensorView& argmax, double spatial_scale, int64_t PH, int64_t PW) {
-  DeviceGuard guard(input.device_id, "roi_pool");
-  CudaExec ex;
+  DeviceExec ex(input.device_id, "roi_pool");
   forward_run<T>(ex, input, rois, output, argmax, spatial_scale, PH, PW, "roi_pool");
 }
 
 template <typename T>
 void roi_pool_backward(const TensorView& grad_output, const TensorView& rois,
                        const TensorView& argmax, const TensorView& grad_input) {
-  DeviceGuard guard(grad_input.device_id, "roi_pool_backward");
-  CudaExec ex;
+  DeviceExec ex(grad_input.device_id, "roi_pool_backward");
   backward_run<T>(ex, grad_output, rois, argmax, grad_input, "roi_pool_backward");
 }
 
