@@ -67,10 +67,8 @@ template void cell_anchors<float>(const std::vector<double>&, const std::vector<
                                   AnchorStyle, const TensorView&);
 template void cell_anchors<double>(const std::vector<double>&, const std::vector<double>&,
                                    AnchorStyle, const TensorView&);
-template void grid_anchors<float>(const TensorView&, int64_t, int64_t, double, double, double,
-                                  const TensorView&);
-template void grid_anchors<double>(const TensorView&, int64_t, int64_t, double, double, double,
-                                   const TensorView&);
+
+#include "ops/anchors/anchors_instances.inc"
 
 }  // namespace cpu
 }  // namespace mn

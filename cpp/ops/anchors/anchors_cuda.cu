@@ -8,16 +8,12 @@ namespace cuda {
 template <typename T>
 void grid_anchors(const TensorView& cell, int64_t grid_h, int64_t grid_w, double stride_h,
                   double stride_w, double offset, const TensorView& out) {
-  DeviceGuard guard(cell.device_id, "grid_anchors");
-  CudaExec ex;
+  DeviceExec ex(cell.device_id, "grid_anchors");
   anchors_detail::grid_anchors_run<T>(ex, cell, grid_h, grid_w, stride_h, stride_w, offset, out,
                                       "grid_anchors");
 }
 
-template void grid_anchors<float>(const TensorView&, int64_t, int64_t, double, double, double,
-                                  const TensorView&);
-template void grid_anchors<double>(const TensorView&, int64_t, int64_t, double, double, double,
-                                   const TensorView&);
+#include "ops/anchors/anchors_instances.inc"
 
 }  // namespace cuda
 }  // namespace mn

@@ -7,9 +7,7 @@
 namespace mn {
 namespace cuda {
 
-template <typename T>
-void grid_anchors(const TensorView& cell, int64_t grid_h, int64_t grid_w, double stride_h,
-                  double stride_w, double offset, const TensorView& out);
+#include "ops/anchors/anchors_backend.inc"
 
 }  // namespace cuda
 }  // namespace mn
