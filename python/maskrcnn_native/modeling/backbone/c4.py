@@ -23,17 +23,7 @@ class ResNetC4(nn.Module):
         super().__init__()
         # trainable_layers counts stages from layer4 down, as for FPN; layer4
         # (res5) is in the RoI head and always trained.
-        self.body = ResNet(
-            cfg.block,
-            cfg.stage_depths,
-            cfg.groups,
-            cfg.width_per_group,
-            cfg.trainable_layers,
-            return_stages=("res4",),
-            include_layer4=False,
-            norm=cfg.norm,
-            base_channels=cfg.backbone_channels,
-        )
+        self.body = ResNet.from_config(cfg, return_stages=("res4",), include_layer4=False)
         self.out_channels = self.body.out_channels["res4"]
 
     def output_shape(self) -> Dict[str, ShapeSpec]:

@@ -66,15 +66,7 @@ class ResNetFPN(nn.Module):
 
     def __init__(self, cfg):
         super().__init__()
-        self.body = ResNet(
-            cfg.block,
-            cfg.stage_depths,
-            cfg.groups,
-            cfg.width_per_group,
-            cfg.trainable_layers,
-            norm=cfg.norm,
-            base_channels=cfg.backbone_channels,
-        )
+        self.body = ResNet.from_config(cfg)
         chans = [self.body.out_channels[f"res{i}"] for i in range(2, 6)]
         self.fpn = FPN(chans, cfg.fpn_channels)
         self.out_channels = cfg.fpn_channels

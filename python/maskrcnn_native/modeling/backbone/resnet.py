@@ -10,7 +10,7 @@ the convolution); activations follow ``layers.activation_format()``.
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +29,24 @@ from ..layers import (  # noqa: F401  (re-exported: the trunk's public building 
 )
 
 
-class BasicBlock(nn.Module):
+class _ResidualBlock(nn.Module):
+    """What both blocks share: the shortcut, ``downsample`` (torchvision's name), a 1x1
+    conv + norm where the block changes the channels or the resolution, else None."""
+
+    downsample: Optional[nn.Sequential]
+
+    def _set_shortcut(self, inplanes: int, out: int, stride: int, norm: str) -> None:
+        # Registered after the convs of the main branch: torchvision's module order
+        # (state_dict, parameters(), the kaiming init's draws).
+        self.downsample = None
+        if stride != 1 or inplanes != out:
+            self.downsample = nn.Sequential(nn.Conv2d(inplanes, out, 1, stride, bias=False), make_norm(norm, out))
+
+    def _shortcut(self, x: Tensor) -> Tensor:
+        return x if self.downsample is None else conv_bn(x, self.downsample[0], self.downsample[1])
+
+
+class BasicBlock(_ResidualBlock):
     """ResNet-18/34 block: two 3x3 conv + norm, identity or 1x1 projection shortcut."""
 
     expansion = 1
@@ -48,18 +65,15 @@ class BasicBlock(nn.Module):
         self.bn1 = make_norm(norm, planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
         self.bn2 = make_norm(norm, planes)
-        self.downsample = None
-        if stride != 1 or inplanes != planes:
-            self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False), make_norm(norm, planes))
+        self._set_shortcut(inplanes, planes, stride, norm)
 
     def forward(self, x: Tensor) -> Tensor:
         """x Tensor[N, C_in, H, W] -> Tensor[N, planes, H/stride, W/stride]."""
         out = conv_bn(x, self.conv1, self.bn1, relu=True)
-        idt = x if self.downsample is None else conv_bn(x, self.downsample[0], self.downsample[1])
-        return conv_bn(out, self.conv2, self.bn2, relu=True, add=idt)
+        return conv_bn(out, self.conv2, self.bn2, relu=True, add=self._shortcut(x))
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(_ResidualBlock):
     """torchvision's ResNet v1.5 bottleneck (stride on the 3x3 conv)."""
 
     expansion = 4
@@ -81,18 +95,13 @@ class Bottleneck(nn.Module):
         self.bn2 = make_norm(norm, width)
         self.conv3 = nn.Conv2d(width, planes * 4, 1, bias=False)
         self.bn3 = make_norm(norm, planes * 4)
-        self.downsample = None
-        if stride != 1 or inplanes != planes * 4:
-            self.downsample = nn.Sequential(
-                nn.Conv2d(inplanes, planes * 4, 1, stride, bias=False), make_norm(norm, planes * 4)
-            )
+        self._set_shortcut(inplanes, planes * 4, stride, norm)
 
     def forward(self, x: Tensor) -> Tensor:
         """x Tensor[N, C_in, H, W] -> Tensor[N, 4 * planes, H/stride, W/stride]."""
         out = conv_bn(x, self.conv1, self.bn1, relu=True)
         out = conv_bn(out, self.conv2, self.bn2, relu=True)
-        idt = x if self.downsample is None else conv_bn(x, self.downsample[0], self.downsample[1])
-        return conv_bn(out, self.conv3, self.bn3, relu=True, add=idt)
+        return conv_bn(out, self.conv3, self.bn3, relu=True, add=self._shortcut(x))
 
 
 class ResNet(nn.Module):
@@ -153,6 +162,21 @@ class ResNet(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
         if norm != "frozen_bn":
             _zero_init_residuals(self)
+
+    @classmethod
+    def from_config(cls, cfg, **kwargs) -> "ResNet":
+        """The trunk a model config describes; kwargs (return_stages, include_layer4) are the
+        backbone's own."""
+        return cls(
+            cfg.block,
+            cfg.stage_depths,
+            cfg.groups,
+            cfg.width_per_group,
+            cfg.trainable_layers,
+            norm=cfg.norm,
+            base_channels=cfg.backbone_channels,
+            **kwargs,
+        )
 
     def train(self, mode: bool = True):
         """Train mode, except the BatchNorm of frozen stages, which keeps its statistics (eval mode)."""
