@@ -23,7 +23,7 @@ if not (mn.cuda_available() and torch.cuda.is_available()):
     pytest.skip("needs CUDA kernels in the build and a visible GPU", allow_module_level=True)
 
 sys.path.insert(0, os.path.dirname(__file__))
-from bench_nms import random_boxes  # noqa: E402
+from bench_nms import NMS, random_boxes  # noqa: E402
 from bench_roi_align import feature, fpn_rois  # noqa: E402
 
 DEV = "cuda"
@@ -87,9 +87,6 @@ def test_w3_cuda(benchmark, impl, wid, layout):
     xr = x.detach().requires_grad_()
     tv.ops.roi_align(xr, rois, (7, 7), 0.25, 2, False).backward(gy)
     torch.testing.assert_close(g, xr.grad, atol=1e-4, rtol=1e-5)
-
-
-NMS = {"native": mn.ops.nms, "torchvision": tv.ops.nms}
 
 
 @pytest.mark.parametrize("impl", ["native", "torchvision"])
@@ -181,14 +178,8 @@ def cuda_models():
 @pytest.mark.parametrize("impl", ["native", "torchvision"])
 def test_m1_cuda_inference(benchmark, cuda_models, impl):
     benchmark.group = "CUDA M1 R50-FPN inference 1x800x1216, 100 detections + masks"
-    _, tvm, ours, img = cuda_models
-    if impl == "native":
-        fn = lambda: ours.predict([img], paste="torchvision")[0]  # noqa: E731
-    else:
-        def fn():
-            with torch.inference_mode():
-                return tvm([img])[0]
-    benchmark.pedantic(synced(fn), rounds=10, iterations=1, warmup_rounds=2)
+    bm, tvm, ours, img = cuda_models
+    benchmark.pedantic(synced(bm.m1_call(impl, ours, tvm, img)), rounds=10, iterations=1, warmup_rounds=2)
 
 
 @pytest.mark.parametrize("impl", ["native", "torchvision"])
@@ -200,14 +191,5 @@ def test_m2_cuda_train_step(benchmark, cuda_models, impl):
     model = model.to(DEV).train()
     imgs = [im.to(DEV) for im in bm.make_images([(bm.H, bm.W), (bm.H, bm.W)], seed=13)]
     tg = [{k: v.to(DEV) for k, v in t.items()} for t in bm._targets()]
-    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-5, momentum=0.9)
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        total = sum(model(imgs, [dict(t) for t in tg]).values())
-        total.backward()
-        opt.step()
-        return total.detach()
-
-    total = benchmark.pedantic(synced(step), rounds=5, iterations=1, warmup_rounds=1)
+    total = benchmark.pedantic(synced(bm.m2_call(model, imgs, tg)), rounds=5, iterations=1, warmup_rounds=1)
     assert torch.isfinite(total)

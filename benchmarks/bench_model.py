@@ -74,6 +74,32 @@ def _targets(n_obj=5, seed=0):
     return out
 
 
+def m1_call(impl, ours, tv, img):
+    """M1's timed call: our predict (paste="torchvision", so the outputs compare) or torchvision's."""
+    if impl == "native":
+        return lambda: ours.predict([img], paste="torchvision")[0]
+
+    def fn():
+        with torch.inference_mode():
+            return tv([img])[0]
+
+    return fn
+
+
+def m2_call(model, imgs, tg):
+    """M2's timed call: one SGD step (forward, backward, update) of model; returns the loss."""
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-5, momentum=0.9)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        total = sum(model(imgs, [dict(t) for t in tg]).values())
+        total.backward()
+        opt.step()
+        return total.detach()
+
+    return step
+
+
 @pytest.fixture(scope="module")
 def infer_models():
     torch.manual_seed(0)
@@ -94,13 +120,7 @@ def infer_models():
 def test_m1_inference(benchmark, infer_models, impl):
     benchmark.group = "M1 R50-FPN inference 1x800x1216, 100 detections + masks"
     tv, ours, img = infer_models
-    if impl == "native":
-        fn = lambda: ours.predict([img], paste="torchvision")[0]  # noqa: E731
-    else:
-        def fn():
-            with torch.inference_mode():
-                return tv([img])[0]
-    out = benchmark.pedantic(fn, rounds=3, iterations=1, warmup_rounds=1)
+    out = benchmark.pedantic(m1_call(impl, ours, tv, img), rounds=3, iterations=1, warmup_rounds=1)
     n = len(out) if impl == "native" else out["boxes"].shape[0]
     assert n == 100
 
@@ -128,17 +148,7 @@ def test_m2_train_step(benchmark, train_models, impl):
     benchmark.group = "M2 R50-FPN train step 2x800x1216, 5 objects each"
     tv, ours, imgs, tg = train_models
     model = ours if impl == "native" else tv
-    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-5, momentum=0.9)
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        losses = model(imgs, [dict(t) for t in tg])
-        total = sum(losses.values())
-        total.backward()
-        opt.step()
-        return total.detach()
-
-    total = benchmark.pedantic(step, rounds=2, iterations=1, warmup_rounds=1)
+    total = benchmark.pedantic(m2_call(model, imgs, tg), rounds=2, iterations=1, warmup_rounds=1)
     assert torch.isfinite(total)
 
 
