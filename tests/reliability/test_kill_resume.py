@@ -23,9 +23,10 @@ import torch
 import maskrcnn_native as mn
 from maskrcnn_native.engine import checkpoint as ckpt
 
-# each round advances 1-3 iterations (a write-mode kill lands in the second
-# checkpoint the process writes), so 10 rounds need more than 14 iterations
-ITERS = 24
+# a write-mode round advances 1-3 iterations (the kill lands in the second checkpoint
+# the process writes); a random-mode round sleeps up to 1.5 s after the first new
+# checkpoint, which on the AVX-512 Zen 4 was 7 iterations: 10 rounds need room for ~45
+ITERS = 48
 KILLS = 10
 
 
