@@ -1,5 +1,5 @@
 """Interleaved A/B of R50-FPN inference 1x800x1216: torchvision, torchvision with
-mn.compat.use_in_torchvision(), ours with and without the fused oneDNN inference
+mn.compat.use_in_torchvision() (default layout and layout="keep"), ours with and without the fused oneDNN inference
 convolutions. Detections are matched against torchvision first.
 
     PYTHONPATH=python ROUNDS=3 python benchmarks/ab_model_inference.py
@@ -22,15 +22,18 @@ def tvf():
 def tvs():
     with mn.compat.use_in_torchvision():
         return tvf()
+def tvk():  # the routed ops only, torchvision's NCHW batch
+    with mn.compat.use_in_torchvision(layout="keep"):
+        return tvf()
 def ourf(f):
     layers._FUSED = f
     return ours.predict([img], paste="torchvision")[0]
 ref = tvf(); a = ourf(False); b = ourf(True); s = tvs()
 print("dets", len(ref["boxes"]), len(a), len(b), len(s["boxes"]))
 print("pairs vs tv: unfused", len(match_detections(ref["boxes"], ref["labels"], a.boxes, a.labels)), "fused", len(match_detections(ref["boxes"], ref["labels"], b.boxes, b.labels)), "tv+switch", len(match_detections(ref["boxes"], ref["labels"], s["boxes"], s["labels"])))
-T = {"tv": [], "tv+switch": [], "ours_unfused": [], "ours_fused": []}
+T = {"tv": [], "tv+switch": [], "tv+switch(keep)": [], "ours_unfused": [], "ours_fused": []}
 for r in range(int(os.environ.get("ROUNDS", 3))):
-    for k, fn in (("tv", tvf), ("tv+switch", tvs), ("ours_unfused", lambda: ourf(False)), ("ours_fused", lambda: ourf(True))):
+    for k, fn in (("tv", tvf), ("tv+switch", tvs), ("tv+switch(keep)", tvk), ("ours_unfused", lambda: ourf(False)), ("ours_fused", lambda: ourf(True))):
         t = time.perf_counter(); fn(); T[k].append(time.perf_counter() - t)
 for k, v in T.items():
-    print(f"{k:14s} min {min(v):.2f} s  median {sorted(v)[len(v)//2]:.2f} s  all {[round(x,2) for x in v]}  tv/this (min) {min(T['tv'])/min(v):.2f}  (median) {sorted(T['tv'])[len(v)//2]/sorted(v)[len(v)//2]:.2f}")
+    print(f"{k:16s} min {min(v):.2f} s  median {sorted(v)[len(v)//2]:.2f} s  all {[round(x,2) for x in v]}  tv/this (min) {min(T['tv'])/min(v):.2f}  (median) {sorted(T['tv'])[len(v)//2]/sorted(v)[len(v)//2]:.2f}")
