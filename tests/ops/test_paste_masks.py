@@ -327,6 +327,8 @@ def _mb(n=3, m=28, dtype=torch.float32):
         (dict(image_size=(5.5, 6)), TypeError, r"paste_masks: image_size must hold two ints, got \(5.5, 6\)"),
         (dict(image_size=(0, 6)), ValueError, r"paste_masks: image_size must be two positive ints below 2\^31, got \(0, 6\)"),
         (dict(image_size=(5, -1)), ValueError, r"image_size must be two positive ints below 2\^31, got \(5, -1\)"),
+        (dict(image_size=(-10**20, 4)), ValueError,
+         r"image_size must be two positive ints below 2\^31, got \(-100000000000000000000, 4\)"),
         (dict(image_size=(2 ** 31, 6)), ValueError, r"image_size\[0\] = 2147483648 is over the limit of 65536 pixels"),
         (dict(threshold=-0.1), ValueError, r"paste_masks: threshold must be a finite number >= 0 \(or None\), got -0.1"),
         (dict(threshold=float("nan")), ValueError, r"threshold must be a finite number >= 0"),

@@ -148,6 +148,8 @@ def _image_size(image_size) -> Tuple[int, int]:
         h, w = operator.index(h), operator.index(w)
     except TypeError:
         raise TypeError(f"{_OP}: image_size must hold two ints, got {image_size!r:.60}") from None
+    if h < 1 or w < 1:  # here, not only in C++: an int beyond int64 would fail the op's cast first
+        raise ShapeError(f"{_OP}: image_size must be two positive ints below 2^31, got ({h}, {w})")
     for name, v in (("image_size[0]", h), ("image_size[1]", w)):
         if v > _V.MAX_IMAGE_SIDE:
             raise ShapeError(f"{_OP}: {name} = {v} is over the limit of {_V.MAX_IMAGE_SIDE} pixels")
