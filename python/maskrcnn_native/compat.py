@@ -22,6 +22,10 @@ implementation, so CUDA, quantized or batched-``box_iou`` calls keep working):
   padded CPU batch is made channels_last, as ``mn.Model`` infers, so the
   detector's convolutions run in the layout oneDNN is fastest in
   (``use_in_torchvision(layout="keep")`` turns this off).
+* ``RPNHead.forward`` (``conv_depth=1``): in training its backward runs only
+  on the anchors the RPN loss sampled (``modeling.proposal_generator.head_grad``):
+  the same forward, the same gradients up to summation order, without the
+  dense convolution backward over every FPN level.
 
 torchvision modules import several of these by name, so every binding site is
 patched and every one is restored. Nothing imports torchvision until
@@ -37,6 +41,7 @@ import torch
 from torch import Tensor
 
 from . import ops as _ops
+from .modeling.proposal_generator import head_grad as _head_grad
 
 __all__ = ["use_in_torchvision", "restore_torchvision", "is_active"]
 
@@ -213,6 +218,38 @@ def _make_batch_images(orig: Callable) -> Callable:
     return batch_images
 
 
+def _make_rpn_head_forward(orig: Callable) -> Callable:
+    def forward(self, x):
+        # torchvision's RPNHead with conv_depth=1: conv = [Conv2dNormActivation(Conv2d, ReLU)]
+        block = self.conv[0] if len(self.conv) == 1 else None
+        parts = list(block.children()) if isinstance(block, torch.nn.Sequential) else []
+        if not (len(parts) == 2 and isinstance(parts[0], torch.nn.Conv2d) and isinstance(parts[1], torch.nn.ReLU)):
+            return orig(self, x)
+        conv = parts[0]
+        logits, bbox_reg = [], []
+        for feature in x:
+            if _cpu(feature) and _head_grad.sparse_backward_applies(feature, conv, self.cls_logits, self.bbox_pred):
+                # torchvision's own modules compute the forward; the backward
+                # runs on the anchors its loss sampled (same gradients)
+                lo, de = _head_grad.rpn_head_level(
+                    feature,
+                    conv,
+                    self.cls_logits,
+                    self.bbox_pred,
+                    self.conv,
+                    lambda t: (self.cls_logits(t), self.bbox_pred(t)),
+                )
+            else:
+                t = self.conv(feature)
+                lo, de = self.cls_logits(t), self.bbox_pred(t)
+            logits.append(lo)
+            bbox_reg.append(de)
+        return logits, bbox_reg
+
+    forward.__wrapped__ = orig  # type: ignore[attr-defined]
+    return forward
+
+
 # ------------------------------------------------------------- binding sites ----
 
 # (module, attribute, factory). A function imported by name into several modules
@@ -242,6 +279,7 @@ _METHOD_SITES = [
     ("torchvision.models.detection._utils", "BoxCoder", "decode_single", _make_decode_single),
     ("torchvision.models.detection._utils", "BoxCoder", "encode_single", _make_encode_single),
     ("torchvision.models.detection.transform", "GeneralizedRCNNTransform", "batch_images", _make_batch_images),
+    ("torchvision.models.detection.rpn", "RPNHead", "forward", _make_rpn_head_forward),
 ]
 
 

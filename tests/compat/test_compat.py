@@ -152,10 +152,40 @@ def test_train_step_same_losses_and_gradients(name):
         assert (b - a).norm() <= 1e-3 * a.norm() + 1e-7
 
 
+def test_train_step_rpn_head_backward_on_sampled_anchors(monkeypatch):
+    from maskrcnn_native.modeling.proposal_generator import head_grad
+
+    torch.manual_seed(0)
+    m = det.maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=5, rpn_batch_size_per_image=32,
+                                  **SIZE).train()
+    imgs, tg = _images(), _targets("maskrcnn")
+    params = [p for p in m.rpn.head.parameters()] + [p for p in m.backbone.parameters() if p.requires_grad]
+
+    def step():
+        m.zero_grad()
+        torch.manual_seed(3)
+        losses = m(imgs, tg)
+        sum(losses.values()).backward()
+        return {k: v.detach() for k, v in losses.items()}, [p.grad.clone() for p in params]
+
+    ref_l, ref_g = step()
+    calls = []
+    sparse = head_grad._sparse_backward
+    monkeypatch.setattr(head_grad, "_sparse_backward", lambda *a: calls.append(1) or sparse(*a))
+    with mn.compat.use_in_torchvision():
+        got_l, got_g = step()
+    assert len(calls) >= 3  # 32 samples per image: sparse on P2-P4 at least
+    for k in ("loss_objectness", "loss_rpn_box_reg"):
+        assert torch.equal(got_l[k], ref_l[k])  # the forward is torchvision's own
+    for a, b in zip(ref_g, got_g):
+        assert (b - a).norm() <= 1e-4 * a.norm() + 1e-9
+
+
 def _sites():
     import torchvision.models.detection._utils as du
     import torchvision.models.detection.anchor_utils as au
     import torchvision.models.detection.roi_heads as rh
+    import torchvision.models.detection.rpn as rp
     import torchvision.models.detection.transform as tr
     import torchvision.ops.boxes as bo
     import torchvision.ops.poolers as po
@@ -165,7 +195,8 @@ def _sites():
     return [tv.ops.roi_align, rmod.roi_align, po.roi_align, rh.roi_align, tv.ops.roi_pool, pmod.roi_pool,
             tv.ops.nms, bo.nms, tv.ops.batched_nms, bo.batched_nms, tv.ops.box_iou, bo.box_iou,
             rh.paste_masks_in_image, tr.paste_masks_in_image, au.AnchorGenerator.forward,
-            du.BoxCoder.decode_single, du.BoxCoder.encode_single, tr.GeneralizedRCNNTransform.batch_images]
+            du.BoxCoder.decode_single, du.BoxCoder.encode_single, tr.GeneralizedRCNNTransform.batch_images,
+            rp.RPNHead.forward]
 
 
 def test_every_site_patched_and_restored():

@@ -31,6 +31,7 @@ __all__ = [
     "conv_bn",
     "conv2d",
     "conv_module",
+    "conv2d_eager",
     "activation_format",
     "training_memory_format",
     "set_training_memory_format",
@@ -334,6 +335,12 @@ def conv2d(
             x, add, wp, bias, *geo, "add", None, unary if relu else None, [None], ""
         )
     return _epilogue(_conv2d(x, weight, bias, conv), relu, add)
+
+
+def conv2d_eager(x: Tensor, weight: Tensor, bias: Optional[Tensor], conv: nn.Conv2d, relu: bool = False) -> Tensor:
+    """``conv2d`` as it runs under autograd (never the fused oneDNN inference call),
+    whatever the grad mode: for code that must reproduce the training forward's numbers."""
+    return _epilogue(_conv2d(x, weight, bias, conv), relu, None)
 
 
 def conv_module(x: Tensor, conv: nn.Module, relu: bool = False, add: Optional[Tensor] = None) -> Tensor:

@@ -23,9 +23,10 @@ from torch import Tensor, nn
 
 from .. import _ops
 from ..box_coder import BoxCoder
-from ..layers import conv_module
+from ..layers import conv2d_eager, conv_module
 from ..matcher import Matcher
 from ..sampler import BalancedSampler
+from .head_grad import rpn_head_level, sparse_backward_applies
 
 
 class AnchorGenerator(nn.Module):
@@ -93,29 +94,37 @@ class RPNHead(nn.Module):
 
     def forward(self, feats: List[Tensor]):
         """feats: list of Tensor[N, C, H_l, W_l] -> (objectness logits [N, A, H_l, W_l], deltas [N,
-        4A, H_l, W_l]) per level."""
+        4A, H_l, W_l]) per level. In eager training the backward runs on the anchors
+        the losses sampled (``head_grad``); the forward is the same either way."""
         logits, deltas = [], []
-        a = self.cls_logits.out_channels
-        w: Optional[Tensor] = None
-        b: Optional[Tensor] = None
         for f in feats:
-            t = conv_module(f, self.conv, relu=True)
-            if t.is_contiguous():
-                # NCHW (training): the two 1x1 convs run as one batched GEMM
-                # [5A, C] @ [C, H*W]. oneDNN's NCHW 1x1 conv with 3 or 12 output
-                # channels is ~4x slower than this GEMM forward and backward
-                # (measured 337 ms vs 96 ms fwd+bwd on 2x256x200x304); same math.
-                if w is None or b is None:
-                    w = torch.cat([self.cls_logits.weight, self.bbox_pred.weight]).flatten(1)
-                    b = torch.cat([self.cls_logits.bias, self.bbox_pred.bias])  # type: ignore[list-item]
-                n, _, h, wd = t.shape
-                o = torch.baddbmm(b[None, :, None], w.expand(n, -1, -1), t.flatten(2))
-                logits.append(o[:, :a].view(n, a, h, wd))
-                deltas.append(o[:, a:].view(n, 4 * a, h, wd))
-            else:  # channels_last (inference): oneDNN's 1x1 conv is the faster one here
-                logits.append(self.cls_logits(t))
-                deltas.append(self.bbox_pred(t))
+            if sparse_backward_applies(f, self.conv, self.cls_logits, self.bbox_pred):
+                lo, de = rpn_head_level(f, self.conv, self.cls_logits, self.bbox_pred, self._conv3_relu, self._heads)
+            else:
+                lo, de = self._heads(conv_module(f, self.conv, relu=True))
+            logits.append(lo)
+            deltas.append(de)
         return logits, deltas
+
+    def _conv3_relu(self, f: Tensor) -> Tensor:
+        """relu(conv(f)) as ``conv_module`` computes it under autograd (no oneDNN fusion)."""
+        return conv2d_eager(f, self.conv.weight, self.conv.bias, self.conv, relu=True)
+
+    def _heads(self, t: Tensor) -> Tuple[Tensor, Tensor]:
+        """(objectness logits [N, A, H, W], deltas [N, 4A, H, W]) of the conv output t."""
+        if t.is_contiguous():
+            # NCHW (training): the two 1x1 convs run as one batched GEMM
+            # [5A, C] @ [C, H*W]. oneDNN's NCHW 1x1 conv with 3 or 12 output
+            # channels is ~4x slower than this GEMM forward and backward
+            # (measured 337 ms vs 96 ms fwd+bwd on 2x256x200x304); same math.
+            a = self.cls_logits.out_channels
+            w = torch.cat([self.cls_logits.weight, self.bbox_pred.weight]).flatten(1)
+            b = torch.cat([self.cls_logits.bias, self.bbox_pred.bias])  # type: ignore[list-item]
+            n, _, h, wd = t.shape
+            o = torch.baddbmm(b[None, :, None], w.expand(n, -1, -1), t.flatten(2))
+            return o[:, :a].view(n, a, h, wd), o[:, a:].view(n, 4 * a, h, wd)
+        # channels_last (inference): oneDNN's 1x1 conv is the faster one here
+        return self.cls_logits(t), self.bbox_pred(t)
 
 
 def _flatten_level(logits: Tensor, deltas: Tensor) -> Tuple[Tensor, Tensor]:
