@@ -71,3 +71,38 @@ def test_head_forward_is_the_paper_head():
     ref = head.mask_fcn_logits(F.relu(head.conv5_mask(ref)))
     with torch.no_grad():
         torch.testing.assert_close(head(x), ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+def test_labels_select_each_rois_class(dtype, tol, channels_last):
+    r, c, d, k, s = 6, 8, 5, 4, 7
+    deconv, pred = _modules(c, d, k, dtype)
+    x = torch.randn(r, c, s, s, dtype=dtype)
+    if channels_last:
+        x = x.to(memory_format=torch.channels_last)
+    labels = torch.tensor([3, 0, 1, 3, 2, 1])
+    full = deconv2x2_relu_conv1x1(x.requires_grad_(), deconv, pred)
+    want = full[torch.arange(r), labels][:, None]
+    g = torch.randn_like(want)
+    ref = torch.autograd.grad(want, [x, deconv.weight, deconv.bias, pred.weight, pred.bias], g)
+    got_out = deconv2x2_relu_conv1x1(x, deconv, pred, labels)
+    assert got_out.shape == (r, 1, 2 * s, 2 * s)
+    torch.testing.assert_close(got_out, want, rtol=tol, atol=tol)
+    got = torch.autograd.grad(got_out, [x, deconv.weight, deconv.bias, pred.weight, pred.bias], g)
+    for a, b in zip(got, ref):
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+    # no RoIs
+    empty = deconv2x2_relu_conv1x1(x[:0], deconv, pred, labels[:0])
+    assert empty.shape == (0, 1, 2 * s, 2 * s)
+
+
+def test_model_reads_only_the_labelled_mask(small_model):
+    # the inference and the loss paths agree with the all-classes head on a real model
+    head = small_model.roi_heads.mask_head
+    x = torch.randn(3, head.convs[0].in_channels, 14, 14)
+    labels = torch.tensor([1, 2, 1])
+    with torch.no_grad():
+        full = head(x)
+        sel = head(x, labels)
+    torch.testing.assert_close(sel[:, 0], full[torch.arange(3), labels], rtol=1e-5, atol=1e-5)

@@ -8,7 +8,7 @@ Module names follow torchvision where a torchvision counterpart exists
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -88,16 +88,23 @@ class MaskHeadFCN(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
                 nn.init.zeros_(m.bias)  # type: ignore[arg-type]
 
-    def forward(self, x: Tensor) -> Tensor:
-        """x Tensor[R, C, S, S] -> mask logits Tensor[R, K, 2S, 2S]."""
+    def forward(self, x: Tensor, labels: Optional[Tensor] = None) -> Tensor:
+        """x Tensor[R, C, S, S] -> mask logits Tensor[R, K, 2S, 2S]; with ``labels``
+        (Tensor[R] int64) only each RoI's class: Tensor[R, 1, 2S, 2S]."""
         for conv in self.convs:
             x = conv_module(x, conv, relu=True)
-        return deconv2x2_relu_conv1x1(x, self.conv5_mask, self.mask_fcn_logits)
+        return deconv2x2_relu_conv1x1(x, self.conv5_mask, self.mask_fcn_logits, labels)
 
 
-def deconv2x2_relu_conv1x1(x: Tensor, deconv: nn.ConvTranspose2d, predictor: nn.Conv2d) -> Tensor:
+def deconv2x2_relu_conv1x1(
+    x: Tensor, deconv: nn.ConvTranspose2d, predictor: nn.Conv2d, labels: Optional[Tensor] = None
+) -> Tensor:
     """``predictor(relu(deconv(x)))`` for a 2x2 stride-2 ``deconv`` and a 1x1 ``predictor``,
-    as two matrix products: x Tensor[R, C, S, S] -> Tensor[R, K, 2S, 2S].
+    as two matrix products: x Tensor[R, C, S, S] -> Tensor[R, K, 2S, 2S]. With ``labels``
+    (Tensor[R] int64) only output channel ``labels[r]`` of RoI r is computed:
+    Tensor[R, 1, 2S, 2S] (the paper's loss and inference read no other class's mask, so
+    the other K - 1 channels, their product and their reorder are skipped; the gradient
+    of the unused predictor rows is the exact zero it would be anyway).
 
     The outputs of a 2x2 stride-2 transposed convolution do not overlap, so it is one
     product per input pixel, [R*S*S, C] @ [C, 2*2*D], and the 1x1 convolution after it is
@@ -113,13 +120,23 @@ def deconv2x2_relu_conv1x1(x: Tensor, deconv: nn.ConvTranspose2d, predictor: nn.
     k = predictor.out_channels
     # weight [C, D, 2, 2] -> [C, (a, b, D)]: column (a*2 + b)*D + o is output pixel (2i+a, 2j+b), channel o
     w1 = deconv.weight.permute(0, 2, 3, 1).reshape(c, 4 * d)
-    y = x.permute(0, 2, 3, 1).reshape(r * s * s2, c) @ w1
-    y = y.view(-1, d)
-    if deconv.bias is not None:
-        y = y + deconv.bias
-    y = F.relu(y)
-    w2 = predictor.weight.view(k, d).t()
-    z = y @ w2 if predictor.bias is None else torch.addmm(predictor.bias, y, w2)
+    xr = x.permute(0, 2, 3, 1).reshape(r * s * s2, c)
+    # the bias, tiled over the four (a, b) column blocks, rides in the product
+    y = xr @ w1 if deconv.bias is None else torch.addmm(deconv.bias.repeat(4), xr, w1)
+    # in place: the product's backward does not need its output (no new 4*R*S*S*D buffer)
+    y = F.relu_(y.view(-1, d))
+    if labels is not None:
+        # per RoI: [4*S*S, D] @ [D, 1] with that RoI's class row of the predictor
+        w_sel = predictor.weight.view(k, d)[labels][:, :, None]
+        yr = y.view(r, 4 * s * s2, d)
+        if predictor.bias is None:
+            z = torch.bmm(yr, w_sel)
+        else:
+            z = torch.baddbmm(predictor.bias[labels][:, None, None], yr, w_sel)
+        k = 1
+    else:
+        w2 = predictor.weight.view(k, d).t()
+        z = y @ w2 if predictor.bias is None else torch.addmm(predictor.bias, y, w2)
     # rows are (R, i, j, a, b): reorder to [R, K, i, a, j, b] = [R, K, 2S, 2S]
     return z.view(r, s, s2, 2, 2, k).permute(0, 5, 1, 3, 2, 4).reshape(r, k, 2 * s, 2 * s2)
 

@@ -116,10 +116,22 @@ class RoIHeads(nn.Module):
         logits, deltas = self.box_predictor(x)
         return logits, deltas, x, None
 
-    def _forward_mask(self, feats: List[Tensor], boxes: List[Tensor], shared: Optional[Tensor] = None) -> Tensor:
-        """Mask branch on RoIs ``boxes`` -> logits [R, K or 1, M, M]."""
+    def _forward_mask(
+        self, feats: List[Tensor], boxes: List[Tensor], shared: Optional[Tensor] = None, labels: Optional[Tensor] = None
+    ) -> Tensor:
+        """Mask branch on RoIs ``boxes`` -> logits [R, K or 1, M, M]; given the RoIs'
+        classes ``labels`` [R], the FCN head with the sigmoid loss computes only
+        those classes' masks: [R, 1, M, M]."""
         assert self.mask_head is not None
-        return self.mask_head(self.mask_pooler(feats, boxes))
+        return self._run_mask_head(self.mask_pooler(feats, boxes), labels)
+
+    def _run_mask_head(self, x: Tensor, labels: Optional[Tensor]) -> Tensor:
+        head = self.mask_head
+        assert head is not None
+        if labels is not None and isinstance(head, MaskHeadFCN) and self.mask_loss == "sigmoid":
+            if head.mask_fcn_logits.out_channels > 1:
+                return head(x, labels)
+        return head(x)
 
     def _forward_keypoint(self, feats: List[Tensor], boxes: List[Tensor]) -> Tensor:
         """Keypoint branch on RoIs ``boxes`` -> heatmap logits [R, P, S, S]."""
@@ -156,7 +168,9 @@ class RoIHeads(nn.Module):
         pos_boxes, pos_matched, pos_rows = _positives(samples, self.mask_rois_per_image)
         if self.mask_head is not None:
             if pos_rows.numel():
-                ml = self._forward_mask(feats, pos_boxes, shared[pos_rows] if shared is not None else None)
+                ml = self._forward_mask(
+                    feats, pos_boxes, shared[pos_rows] if shared is not None else None, labels[pos_rows]
+                )
                 losses["loss_mask"] = mask_rcnn_loss(
                     ml, [t["masks"] for t in targets], pos_boxes, pos_matched, labels[pos_rows], self.mask_loss
                 )
@@ -194,7 +208,7 @@ class RoIHeads(nn.Module):
             m = self.mask_resolution
             if _any_detection(counts):
                 labels = torch.cat([r.labels for r in results])
-                probs = mask_probs_of_labels(self._forward_mask(feats, boxes), labels, self.mask_loss)
+                probs = mask_probs_of_labels(self._forward_mask(feats, boxes, labels=labels), labels, self.mask_loss)
                 for r, pr in zip(results, probs.split(counts)):
                     r.mask_probs = pr
             else:
@@ -301,13 +315,14 @@ class Res5RoIHeads(RoIHeads):
         logits, deltas = self.box_predictor(x)
         return logits, deltas, x, res5 if self._mask_on_res5 else None
 
-    def _forward_mask(self, feats: List[Tensor], boxes: List[Tensor], shared: Optional[Tensor] = None) -> Tensor:
+    def _forward_mask(
+        self, feats: List[Tensor], boxes: List[Tensor], shared: Optional[Tensor] = None, labels: Optional[Tensor] = None
+    ) -> Tensor:
         if not self._mask_on_res5:
-            return super()._forward_mask(feats, boxes)
-        assert self.mask_head is not None
+            return super()._forward_mask(feats, boxes, labels=labels)
         if shared is None:
             shared = self.res5.res5_features(self.mask_pooler(feats, boxes))
-        return self.mask_head(shared)
+        return self._run_mask_head(shared, labels)
 
 
 def build_roi_heads(cfg, input_shape: Mapping[str, ShapeSpec]) -> RoIHeads:
