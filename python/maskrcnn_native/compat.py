@@ -22,6 +22,11 @@ implementation, so CUDA, quantized or batched-``box_iou`` calls keep working):
   padded CPU batch is made channels_last, as ``mn.Model`` infers, so the
   detector's convolutions run in the layout oneDNN is fastest in
   (``use_in_torchvision(layout="keep")`` turns this off).
+* ``Bottleneck`` / ``BasicBlock.forward`` (``torchvision.models.resnet``): at
+  inference with ``layout="auto"`` the residual blocks run as ``mn.Model``'s do,
+  frozen BatchNorm folded into the convolutions (cached) and conv + residual
+  add + ReLU as one oneDNN call each, instead of a conv and two elementwise
+  passes per norm;
 * ``RPNHead.forward`` (``conv_depth=1``): in training its backward runs only
   on the anchors the RPN loss sampled (``modeling.proposal_generator.head_grad``):
   the same forward, the same gradients up to summation order, without the
@@ -35,7 +40,7 @@ switching (patching is process-wide, like any monkeypatch).
 
 import importlib
 import sys
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -250,6 +255,51 @@ def _make_rpn_head_forward(orig: Callable) -> Callable:
     return forward
 
 
+def _foldable_norm(bn: Any) -> bool:
+    from torchvision.ops.misc import FrozenBatchNorm2d as TvFrozenBN
+
+    return isinstance(bn, TvFrozenBN) or (isinstance(bn, torch.nn.BatchNorm2d) and not bn.training)
+
+
+def _block_pairs(block: Any) -> Optional[List[Tuple[Any, Any]]]:
+    """(conv, norm) pairs of a torchvision ResNet block, conv1 first, when all of
+    them (and the downsample, if any) are plain convs with frozen norms."""
+    names = ("1", "2", "3") if hasattr(block, "conv3") else ("1", "2")
+    pairs = [(getattr(block, "conv" + n), getattr(block, "bn" + n)) for n in names]
+    ds = block.downsample
+    if ds is not None:
+        if not (isinstance(ds, torch.nn.Sequential) and len(ds) == 2):
+            return None
+        pairs.append((ds[0], ds[1]))
+    ok = all(type(c) is torch.nn.Conv2d and c.padding_mode == "zeros" and _foldable_norm(b) for c, b in pairs)
+    return pairs if ok else None
+
+
+def _make_block_forward(orig: Callable) -> Callable:
+    def forward(self, x):
+        # At inference with layout="auto": the block as mn.Model runs its own,
+        # frozen norms folded into the convolutions and each conv + (add) + ReLU
+        # one oneDNN call (``modeling.layers.conv_bn``). Another summation
+        # order, like the channels_last batch; training and layout="keep" run
+        # torchvision's code.
+        if _layout[0] != "auto" or torch.is_grad_enabled() or not _cpu(x) or x.dtype != torch.float32:
+            return orig(self, x)
+        pairs = _block_pairs(self)
+        if pairs is None or not isinstance(self.relu, torch.nn.ReLU):
+            return orig(self, x)
+        from .modeling.layers import conv_bn
+
+        body = pairs[:-1] if self.downsample is not None else pairs
+        identity = x if self.downsample is None else conv_bn(x, *pairs[-1])
+        out = x
+        for conv, bn in body[:-1]:
+            out = conv_bn(out, conv, bn, relu=True)
+        return conv_bn(out, *body[-1], relu=True, add=identity)
+
+    forward.__wrapped__ = orig  # type: ignore[attr-defined]
+    return forward
+
+
 # ------------------------------------------------------------- binding sites ----
 
 # (module, attribute, factory). A function imported by name into several modules
@@ -280,6 +330,8 @@ _METHOD_SITES = [
     ("torchvision.models.detection._utils", "BoxCoder", "encode_single", _make_encode_single),
     ("torchvision.models.detection.transform", "GeneralizedRCNNTransform", "batch_images", _make_batch_images),
     ("torchvision.models.detection.rpn", "RPNHead", "forward", _make_rpn_head_forward),
+    ("torchvision.models.resnet", "Bottleneck", "forward", _make_block_forward),
+    ("torchvision.models.resnet", "BasicBlock", "forward", _make_block_forward),
 ]
 
 

@@ -181,12 +181,50 @@ def test_train_step_rpn_head_backward_on_sampled_anchors(monkeypatch):
         assert (b - a).norm() <= 1e-4 * a.norm() + 1e-9
 
 
+@pytest.mark.parametrize("block", ["bottleneck", "basic"])
+def test_resnet_blocks_fold_their_norms_at_inference_only(block, monkeypatch):
+    from torchvision.models import resnet
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    from maskrcnn_native.modeling import layers
+
+    torch.manual_seed(0)
+    down = torch.nn.Sequential(torch.nn.Conv2d(8, 16, 1, stride=2, bias=False), FrozenBatchNorm2d(16))
+    if block == "bottleneck":
+        m = resnet.Bottleneck(8, 4, stride=2, downsample=down, norm_layer=FrozenBatchNorm2d)
+    else:
+        m = resnet.BasicBlock(8, 16, stride=2, downsample=down, norm_layer=FrozenBatchNorm2d)
+    for bn in m.modules():
+        if isinstance(bn, FrozenBatchNorm2d):
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.normal_()
+            bn.running_mean.normal_()
+            bn.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(2, 8, 12, 10).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        ref = m(x)
+    calls = []
+    conv_bn = layers.conv_bn
+    monkeypatch.setattr(layers, "conv_bn", lambda *a, **k: calls.append(1) or conv_bn(*a, **k))
+    with mn.compat.use_in_torchvision():
+        with torch.no_grad():
+            got = m(x)
+        assert len(calls) == (4 if block == "bottleneck" else 3)
+        torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)  # folded: another rounding
+        calls.clear()
+        xg = x.clone().requires_grad_()
+        assert torch.equal(m(xg), m.forward.__wrapped__(m, xg)) and not calls  # training: torchvision's code
+        with mn.compat.use_in_torchvision(layout="keep"), torch.no_grad():
+            assert torch.equal(m(x), ref) and not calls
+
+
 def _sites():
     import torchvision.models.detection._utils as du
     import torchvision.models.detection.anchor_utils as au
     import torchvision.models.detection.roi_heads as rh
     import torchvision.models.detection.rpn as rp
     import torchvision.models.detection.transform as tr
+    import torchvision.models.resnet as rn
     import torchvision.ops.boxes as bo
     import torchvision.ops.poolers as po
 
@@ -196,7 +234,7 @@ def _sites():
             tv.ops.nms, bo.nms, tv.ops.batched_nms, bo.batched_nms, tv.ops.box_iou, bo.box_iou,
             rh.paste_masks_in_image, tr.paste_masks_in_image, au.AnchorGenerator.forward,
             du.BoxCoder.decode_single, du.BoxCoder.encode_single, tr.GeneralizedRCNNTransform.batch_images,
-            rp.RPNHead.forward]
+            rp.RPNHead.forward, rn.Bottleneck.forward, rn.BasicBlock.forward]
 
 
 def test_every_site_patched_and_restored():
