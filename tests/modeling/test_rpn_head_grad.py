@@ -2,6 +2,9 @@
 the same gradients as the dense backward, the dense path where the gradient is
 not sparse, and the same forward."""
 
+import contextlib
+from unittest import mock
+
 import pytest
 import torch
 from torch import nn
@@ -10,6 +13,15 @@ import maskrcnn_native as mn
 from maskrcnn_native.modeling.proposal_generator import head_grad
 from maskrcnn_native.modeling.proposal_generator import rpn as rpn_mod
 from maskrcnn_native.modeling.proposal_generator.rpn import RPNHead
+
+
+MODEL_MIN_LOCATIONS = head_grad._MIN_LOCATIONS
+
+
+@pytest.fixture(autouse=True)
+def _small_levels_too(monkeypatch):
+    """The test maps are smaller than the size the model uses the sparse backward from."""
+    monkeypatch.setattr(head_grad, "_MIN_LOCATIONS", 0)
 
 
 def _head(c=8, a=3, dtype=torch.float64, seed=0):
@@ -42,14 +54,19 @@ def _sparse_loss(logits, deltas, k=6):
     return tot
 
 
+def _dense_only(sparse=False):
+    """Within the block the RPN head runs plain autograd (unless ``sparse``)."""
+    if sparse:
+        return contextlib.nullcontext()
+    return mock.patch.object(rpn_mod, "sparse_backward_applies", lambda *a, **k: False)
+
+
 def _grads(head, feats, loss_fn, sparse, monkeypatch):
-    if not sparse:
-        monkeypatch.setattr(rpn_mod, "sparse_backward_applies", lambda *a, **k: False)
     for p in list(head.parameters()) + feats:
         p.grad = None
-    logits, deltas = head(feats)
-    loss_fn(logits, deltas).backward()
-    monkeypatch.undo()
+    with _dense_only(sparse):
+        logits, deltas = head(feats)
+        loss_fn(logits, deltas).backward()
     ps = list(head.parameters()) + feats
     return [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in ps], logits, deltas
 
@@ -78,8 +95,9 @@ def test_sparse_backward_equals_dense_float64(channels_last, monkeypatch):
         assert a.stride() == f.stride()  # the input's layout
 
 
-def test_dense_gradient_takes_the_dense_path(monkeypatch):
-    head, feats = _head(), _feats()
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
+def test_dense_gradient_takes_the_dense_path(channels_last, monkeypatch):
+    head, feats = _head(), _feats(channels_last=channels_last)
 
     def dense_loss(logits, deltas):
         return sum((lo.sin() ** 2).sum() + de.cos().sum() for lo, de in zip(logits, deltas))
@@ -121,6 +139,15 @@ def test_gradcheck_through_a_sampled_loss():
     assert torch.autograd.gradcheck(f, (x, *ps))
 
 
+def test_not_used_on_small_maps(monkeypatch):
+    monkeypatch.setattr(head_grad, "_MIN_LOCATIONS", MODEL_MIN_LOCATIONS)
+    assert MODEL_MIN_LOCATIONS == 4096
+    head = _head(dtype=torch.float32)
+    small, large = torch.randn(4, 8, 24, 24), torch.randn(1, 8, 64, 64)  # 2304 / 4096 locations
+    assert not head_grad.sparse_backward_applies(small, head.conv, head.cls_logits, head.bbox_pred)
+    assert head_grad.sparse_backward_applies(large, head.conv, head.cls_logits, head.bbox_pred)
+
+
 def test_not_used_without_autograd_or_in_half():
     head = _head(dtype=torch.float32)
     x = torch.randn(1, 8, 6, 6)
@@ -140,14 +167,11 @@ def test_model_train_step_gradients_match_dense(small_config, two_box_sample, mo
     imgs, tgts = [s[0] for s in samples], [s[1] for s in samples]
 
     def grads(sparse):
-        if not sparse:
-            monkeypatch.setattr(rpn_mod, "sparse_backward_applies", lambda *a, **k: False)
         model.zero_grad(set_to_none=True)
         torch.manual_seed(3)
-        losses = model(imgs, [dict(t) for t in tgts])
-        sum(losses.values()).backward()
-        if not sparse:
-            monkeypatch.undo()
+        with _dense_only(sparse):
+            losses = model(imgs, [dict(t) for t in tgts])
+            sum(losses.values()).backward()
         return {k: v.detach() for k, v in losses.items()}, {
             n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None
         }

@@ -31,6 +31,9 @@ __all__ = ["rpn_head_level", "sparse_backward_applies"]
 
 # above this fraction of non-zero output locations the dense backward is used
 _MAX_DENSITY = 0.125
+# levels with fewer locations (N * H * W) keep plain autograd: there the RPN's 256
+# samples per image are dense anyway (the demo's 4 x 96 px images: P2 has 2304)
+_MIN_LOCATIONS = 4096
 # (dy, dx) of the 3x3 taps, in the weight's (ky, kx) order
 _TAPS = [(ky - 1, kx - 1) for ky in range(3) for kx in range(3)]
 
@@ -45,7 +48,8 @@ def _autocast_on() -> bool:
 def sparse_backward_applies(x: Tensor, conv: nn.Conv2d, *heads: nn.Conv2d) -> bool:
     """True when :func:`rpn_head_level` should be used for this level: eager
     autograd (not scripting, tracing, export, compile or autocast), a float32 or
-    float64 4-d CPU input, a 3x3 stride-1 padding-1 ungrouped conv and 1x1 heads.
+    float64 4-d CPU input of at least ``_MIN_LOCATIONS`` locations, a 3x3 stride-1
+    padding-1 ungrouped conv and 1x1 heads.
     (The code is device-neutral torch; CUDA is left out until it has been
     measured and tested on a GPU.)"""
     ws = [conv.weight] + [h.weight for h in heads]
@@ -55,6 +59,7 @@ def sparse_backward_applies(x: Tensor, conv: nn.Conv2d, *heads: nn.Conv2d) -> bo
         and type(x) is Tensor
         and x.dim() == 4
         and x.device.type == "cpu"
+        and x.shape[0] * x.shape[2] * x.shape[3] >= _MIN_LOCATIONS
         and x.dtype in (torch.float32, torch.float64)
         and all(type(w) is nn.Parameter or type(w) is Tensor for w in ws)
         and all(w.dtype == x.dtype and w.device == x.device for w in ws)
@@ -152,9 +157,24 @@ def _sparse_backward(x, t, wc, w1, w2, g_logits, g_deltas, where, need):
 def _dense_backward(x, t, wc, w1, w2, g_logits, g_deltas, need):
     cb = torch.ops.aten.convolution_backward
     one, zero = [1, 1], [0, 0]
-    gt1, gw1, gb1 = cb(g_logits, t, w1, [w1.shape[0]], one, zero, one, False, zero, 1, [True, True, True])
-    gt2, gw2, gb2 = cb(g_deltas, t, w2, [w2.shape[0]], one, zero, one, False, zero, 1, [True, True, True])
-    gt = torch.ops.aten.threshold_backward(gt1 + gt2, t, 0)
+    if t.is_contiguous():
+        # NCHW: the 1x1 heads as batched GEMMs over [C, H*W] (as RPNHead's NCHW
+        # forward runs them; oneDNN's NCHW 1x1 backward with 3 or 12 outputs is slower)
+        n = t.shape[0]
+        a = w1.shape[0]
+        g = torch.cat([g_logits, g_deltas], 1).flatten(2)  # [N, 5A, HW]
+        w = torch.cat([w1, w2]).flatten(1)  # [5A, C]
+        tf = t.flatten(2)
+        gt12 = torch.bmm(w.t().expand(n, -1, -1), g).view_as(t)
+        gw = torch.bmm(g, tf.transpose(1, 2)).sum(0)  # [5A, C]
+        gb = g.sum((0, 2))
+        gw1, gw2 = gw[:a].reshape_as(w1), gw[a:].reshape_as(w2)
+        gb1, gb2 = gb[:a], gb[a:]
+    else:
+        gt1, gw1, gb1 = cb(g_logits, t, w1, [w1.shape[0]], one, zero, one, False, zero, 1, [True, True, True])
+        gt2, gw2, gb2 = cb(g_deltas, t, w2, [w2.shape[0]], one, zero, one, False, zero, 1, [True, True, True])
+        gt12 = gt1 + gt2
+    gt = torch.ops.aten.threshold_backward(gt12, t, 0)
     gx, gwc, gbc = cb(gt, x, wc, [wc.shape[0]], one, one, one, False, zero, 1, [need[0], need[1], True])
     return gx, gwc, gbc, gw1, gb1, gw2, gb2
 

@@ -121,10 +121,12 @@ def deconv2x2_relu_conv1x1(
     # weight [C, D, 2, 2] -> [C, (a, b, D)]: column (a*2 + b)*D + o is output pixel (2i+a, 2j+b), channel o
     w1 = deconv.weight.permute(0, 2, 3, 1).reshape(c, 4 * d)
     xr = x.permute(0, 2, 3, 1).reshape(r * s * s2, c)
-    # the bias, tiled over the four (a, b) column blocks, rides in the product
-    y = xr @ w1 if deconv.bias is None else torch.addmm(deconv.bias.repeat(4), xr, w1)
-    # in place: the product's backward does not need its output (no new 4*R*S*S*D buffer)
-    y = F.relu_(y.view(-1, d))
+    y = (xr @ w1).view(-1, d)
+    # bias and ReLU in place (the product's backward does not need its output):
+    # the same two roundings as ``relu(y + bias)`` without two more 4*R*S*S*D buffers
+    if deconv.bias is not None:
+        y = y.add_(deconv.bias)
+    y = F.relu_(y)
     if labels is not None:
         # per RoI: [4*S*S, D] @ [D, 1] with that RoI's class row of the predictor
         w_sel = predictor.weight.view(k, d)[labels][:, :, None]

@@ -48,6 +48,10 @@ class SampledRoIs:
     gt_boxes: Tensor
 
 
+# the mask head computes only the RoIs' own classes from this many classes on
+_MIN_CLASSES_TO_SELECT = 16
+
+
 class RoIHeads(nn.Module):
     """FPN RoI heads.
 
@@ -129,7 +133,8 @@ class RoIHeads(nn.Module):
         head = self.mask_head
         assert head is not None
         if labels is not None and isinstance(head, MaskHeadFCN) and self.mask_loss == "sigmoid":
-            if head.mask_fcn_logits.out_channels > 1:
+            # with few classes all of them cost about as much as one (the demo: 4)
+            if head.mask_fcn_logits.out_channels >= _MIN_CLASSES_TO_SELECT:
                 return head(x, labels)
         return head(x)
 
