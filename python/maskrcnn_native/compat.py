@@ -365,7 +365,8 @@ def use_in_torchvision(layout: str = "auto") -> _Switch:
 
     ``layout="auto"`` (default) also makes the detector's padded CPU image
     batch channels_last at inference, as ``mn.Model`` infers, which is most of
-    the inference speed-up: the convolutions then sum in another order, so
+    the inference speed-up, and folds the ResNet blocks' frozen norms into their
+    convolutions there: the convolutions then sum in another order, so
     scores and boxes move by float rounding (up to ~2e-4 in score and ~0.01 px
     on the randomly initialised R50-FPN detectors of the tests). Training is
     not affected (it keeps torchvision's layout). ``layout="keep"`` leaves the
