@@ -124,3 +124,15 @@ def test_predict_writes_pictures_and_coco_json(demo_dir, tmp_path):
     assert all({"image_id", "category_id", "bbox", "score"} <= set(r) for r in results)
     images = json.loads((out / "images.json").read_text())
     assert [Path(i["file_name"]).name for i in images] == ["im0.png", "im1.png"]
+
+
+def test_command_line_adapts_threads_unless_fixed(monkeypatch):
+    from maskrcnn_native.cli import _adaptive_threads, demo_config
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert _adaptive_threads(None) and not _adaptive_threads(2)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert not _adaptive_threads(None)
+    assert demo_config("x", adaptive_threads=True).adaptive_threads
+    assert not demo_config("x").adaptive_threads  # the Python API keeps a fixed count
+    assert not demo_config("x", adaptive_threads=True, overrides=["adaptive_threads=false"]).adaptive_threads

@@ -92,6 +92,7 @@ def demo_config(
     seed: Optional[int] = None,
     eval_seed: Optional[int] = None,
     preset: Optional[str] = None,
+    adaptive_threads: bool = False,
     overrides: Sequence[str] = (),
 ):
     """The TrainConfig of ``maskrcnn-native demo`` (defaults in ``DEMO``)."""
@@ -130,6 +131,7 @@ def demo_config(
         "log_period": max(1, min(20, it // 30)),
         "eval_at_end": True,
         "eval_batch_size": 4,
+        "adaptive_threads": adaptive_threads,
     }
     cfg = apply_overrides(TrainConfig(), changes)
     return apply_overrides(cfg, list(overrides))
@@ -196,6 +198,12 @@ def _save_predictions_png(model, dataset, path: Path, n: int = 8, title: str = "
     )
 
 
+def _adaptive_threads(n: Optional[int]) -> bool:
+    """The command line adapts the thread count to the machine's load unless
+    the user fixed it (``--threads`` or ``OMP_NUM_THREADS``)."""
+    return not n and "OMP_NUM_THREADS" not in os.environ
+
+
 def _set_threads(n: Optional[int]) -> None:
     if n:
         import torch
@@ -243,6 +251,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
         seed=a.seed,
         eval_seed=a.eval_seed,
         preset=a.preset,
+        adaptive_threads=_adaptive_threads(a.threads),
         overrides=a.set,
     )
     if a.no_resume:
@@ -286,7 +295,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     _set_threads(a.threads)
     from .engine import load_config, train
 
-    overrides = list(a.set)
+    overrides = ["adaptive_threads=true"] if _adaptive_threads(a.threads) else []
+    overrides += list(a.set)
     if a.output_dir:
         overrides.append(f"output_dir={a.output_dir}")
     cfg = load_config(a.config, overrides)
@@ -490,7 +500,9 @@ def _add_threads(p: argparse.ArgumentParser) -> None:
         "--threads",
         type=int,
         default=None,
-        help="CPU threads for torch and the native ops (default: torch's default, one per core)",
+        help="CPU threads for torch and the native ops (default: torch's default, one per core). "
+        "Without it (and without OMP_NUM_THREADS) training uses fewer threads while other processes "
+        "keep the CPUs busy (TrainConfig.adaptive_threads); fix it for bit-reproducible runs",
     )
 
 

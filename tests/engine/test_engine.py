@@ -319,3 +319,42 @@ def test_amp_bf16_on_cpu_and_fp16_needs_cuda(tmp_path):
         with pytest.raises(ValueError, match="fp16.*CUDA"):
             train(_toy_cfg(tmp_path / "fp16", **{"solver.max_iter": 2, "solver.amp": "fp16"}),
                   model=ToyDetector(), train_dataset=ToyDataset())
+
+
+def test_adaptive_threads_follow_the_load(tmp_path, monkeypatch, caplog):
+    """adaptive_threads: the loop asks LoadAwareThreads between iterations and
+    logs the thread count; here a fake neighbour keeps 1.5 CPUs busy."""
+    import logging
+
+    from maskrcnn_native import _threads
+
+    clock = [0.0]
+
+    class Busy(_threads.LoadAwareThreads):
+        def __init__(self):
+            state = {"busy": 0.0}
+
+            def sample():
+                clock[0] += 1.0
+                state["busy"] += 1.5
+                return clock[0], state["busy"], 0.0
+
+            super().__init__(max_threads=2, period=0.5, sample=sample, clock=lambda: clock[0] + 1.0)
+
+    t0, n0 = torch.get_num_threads(), mn.get_num_threads()
+    monkeypatch.setattr(_threads, "LoadAwareThreads", Busy)
+    try:
+        torch.set_num_threads(2)
+        with caplog.at_level(logging.INFO, logger="maskrcnn_native.train"):
+            train(_toy_cfg(tmp_path / "on", adaptive_threads=True), model=ToyDetector(), train_dataset=ToyDataset())
+        recs = _records(tmp_path / "on")
+        assert [r["threads"] for r in recs] == [1] * 6
+        assert torch.get_num_threads() == 2 and mn.get_num_threads() == 2  # restored when train returns
+        assert "threads 2 -> 1: other processes keep 1.5 of this process's CPUs busy" in caplog.text
+        torch.set_num_threads(2)
+        train(_toy_cfg(tmp_path / "off"), model=ToyDetector(), train_dataset=ToyDataset())
+        assert all("threads" not in r for r in _records(tmp_path / "off"))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(t0)
+        mn.set_num_threads(n0)

@@ -140,6 +140,11 @@ class TrainConfig:
     device: "auto" (CUDA when available), "cpu" or "cuda".
     progress: show a tqdm progress bar (rank 0 only).
     find_unused_parameters: passed to DistributedDataParallel.
+    adaptive_threads: between iterations, use fewer CPU threads while other
+        processes keep this process's CPUs busy, and all of them again once they
+        stop (:class:`maskrcnn_native._threads.LoadAwareThreads`). Off by default:
+        results are bit-reproducible only at a fixed thread count. The command
+        line turns it on unless ``--threads`` or ``OMP_NUM_THREADS`` is given.
     """
 
     model: ModelSection = field(default_factory=ModelSection)
@@ -156,6 +161,7 @@ class TrainConfig:
     device: str = "auto"
     progress: bool = True
     find_unused_parameters: bool = True
+    adaptive_threads: bool = False
 
     def replace(self, **changes: Any) -> "TrainConfig":
         """Returns a copy with dotted keys replaced: ``cfg.replace(**{"solver.lr": 0.01})``."""

@@ -328,10 +328,16 @@ def train(
     if cfg.checkpoint_period < 1 or cfg.log_period < 1:
         raise ValueError("checkpoint_period and log_period must be >= 1")
     info = init_distributed(cfg.device)
+    from .._threads import get_num_threads, set_num_threads
+
+    threads = (torch.get_num_threads(), get_num_threads())  # adaptive_threads may change them
     try:
         return _train(cfg, info, model, train_dataset, eval_dataset, evaluate)
     finally:
         shutdown_distributed(info)
+        if cfg.adaptive_threads:
+            torch.set_num_threads(threads[0])
+            set_num_threads(threads[1])
 
 
 @dataclass
@@ -475,10 +481,14 @@ def _loop(run: _Run):
 
         bar = tqdm(total=s.max_iter, initial=run.start_iter, desc="train", dynamic_ncols=True, smoothing=0.1)
     logger = _WindowLog(run, bar)
+    governor = _thread_governor(cfg)
+    logger.governor = governor
     data_iter = iter(loader)
     iteration = run.start_iter
     try:
         for it in range(run.start_iter, s.max_iter):
+            if governor is not None:
+                _update_threads(governor)
             lr = run.scheduler.apply(it)
             step_losses, data_time = _step(run, ddp_model, data_iter, it, lr)
             iteration = it + 1
@@ -501,6 +511,27 @@ def _loop(run: _Run):
             bar.close()
         run.writer.close()
     return iteration, logger.history
+
+
+def _thread_governor(cfg: TrainConfig):
+    if not cfg.adaptive_threads:
+        return None
+    from .._threads import LoadAwareThreads
+
+    g = LoadAwareThreads()
+    return g if g.enabled else None
+
+
+def _update_threads(governor) -> None:
+    before = governor.threads
+    after = governor.update()
+    if after != before:
+        log.info(
+            "threads %d -> %d: other processes keep %.1f of this process's CPUs busy",
+            before,
+            after,
+            governor.others,
+        )
 
 
 def _step(run: _Run, ddp_model: torch.nn.Module, data_iter, it: int, lr: float):
@@ -578,6 +609,7 @@ class _WindowLog:
         self.n = 0
         self.data_time = 0.0
         self.t_window = time.perf_counter()
+        self.governor: Any = None  # LoadAwareThreads when cfg.adaptive_threads
 
     def add(self, iteration: int, lr: float, step_losses: Dict[str, float], data_time: float) -> None:
         cfg, max_iter = self.run.cfg, self.run.cfg.solver.max_iter
@@ -595,6 +627,8 @@ class _WindowLog:
         record.update({k: v / self.n for k, v in self.window.items()})
         record["time_per_iter"] = elapsed / self.n
         record["data_time"] = self.data_time / self.n
+        if self.governor is not None:
+            record["threads"] = self.governor.threads
         record["eta_seconds"] = record["time_per_iter"] * (max_iter - iteration)
         if self.run.info.is_main:
             self.run.writer.write(record)
