@@ -37,6 +37,8 @@ SLOW = (
     "tests/test_cli.py",
     "tests/test_threads.py::test_default_follows_torch",
     "tests/test_threads.py::test_idle_openmp_policy",
+    "tests/test_load_aware_threads.py::test_proc_readers",
+    "tests/test_load_aware_threads.py::test_real_neighbour_lowers_threads",
     "tests/ops/test_torch_compile.py",
 )
 
