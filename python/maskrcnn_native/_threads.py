@@ -169,8 +169,6 @@ class LoadAwareThreads:
         import torch
 
         torch.set_num_threads(n)
-        _C.set_num_threads(n)
-        global _initialised
-        _initialised = True
+        set_num_threads(n)
         self.threads = n
         self.changes += 1
