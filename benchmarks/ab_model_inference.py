@@ -1,6 +1,7 @@
 """Interleaved A/B of R50-FPN inference 1x800x1216: torchvision, torchvision with
-mn.compat.use_in_torchvision() (default layout and layout="keep"), ours with and without the fused oneDNN inference
-convolutions. Detections are matched against torchvision first.
+mn.compat.use_in_torchvision() (default layout and layout="keep"), ours as it ships (fused oneDNN
+inference convolutions, Winograd F(4x4,3x3) for the wide 3x3 ones), ours with the fused direct
+convolutions only (MN_WINOGRAD=0) and ours unfused. Detections are matched against torchvision first.
 
     PYTHONPATH=python ROUNDS=3 python benchmarks/ab_model_inference.py
 """
@@ -25,15 +26,17 @@ def tvs():
 def tvk():  # the routed ops only, torchvision's NCHW batch
     with mn.compat.use_in_torchvision(layout="keep"):
         return tvf()
-def ourf(f):
-    layers._FUSED = f
+WINO = layers._WINOGRAD_M
+def ourf(f, w=WINO):
+    layers._FUSED, layers._WINOGRAD_M = f, w
     return ours.predict([img], paste="torchvision")[0]
-ref = tvf(); a = ourf(False); b = ourf(True); s = tvs()
-print("dets", len(ref["boxes"]), len(a), len(b), len(s["boxes"]))
-print("pairs vs tv: unfused", len(match_detections(ref["boxes"], ref["labels"], a.boxes, a.labels)), "fused", len(match_detections(ref["boxes"], ref["labels"], b.boxes, b.labels)), "tv+switch", len(match_detections(ref["boxes"], ref["labels"], s["boxes"], s["labels"])))
-T = {"tv": [], "tv+switch": [], "tv+switch(keep)": [], "ours_unfused": [], "ours_fused": []}
+ref = tvf(); a = ourf(False); b = ourf(True, 0); c = ourf(True); s = tvs()
+print("dets", len(ref["boxes"]), len(a), len(b), len(c), len(s["boxes"]))
+pairs = lambda d: len(match_detections(ref["boxes"], ref["labels"], d.boxes, d.labels))
+print("pairs vs tv: unfused", pairs(a), "fused direct", pairs(b), f"fused + Winograd F({WINO})", pairs(c), "tv+switch", len(match_detections(ref["boxes"], ref["labels"], s["boxes"], s["labels"])))
+T = {"tv": [], "tv+switch": [], "tv+switch(keep)": [], "ours_unfused": [], "ours_direct": [], "ours": []}
 for r in range(int(os.environ.get("ROUNDS", 3))):
-    for k, fn in (("tv", tvf), ("tv+switch", tvs), ("tv+switch(keep)", tvk), ("ours_unfused", lambda: ourf(False)), ("ours_fused", lambda: ourf(True))):
+    for k, fn in (("tv", tvf), ("tv+switch", tvs), ("tv+switch(keep)", tvk), ("ours_unfused", lambda: ourf(False)), ("ours_direct", lambda: ourf(True, 0)), ("ours", lambda: ourf(True))):
         t = time.perf_counter(); fn(); T[k].append(time.perf_counter() - t)
 for k, v in T.items():
     print(f"{k:16s} min {min(v):.2f} s  median {sorted(v)[len(v)//2]:.2f} s  all {[round(x,2) for x in v]}  tv/this (min) {min(T['tv'])/min(v):.2f}  (median) {sorted(T['tv'])[len(v)//2]/sorted(v)[len(v)//2]:.2f}")

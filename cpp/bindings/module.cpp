@@ -13,5 +13,6 @@ PYBIND11_MODULE(_C, m) {
   mn::register_anchors(m);
   mn::register_box_coder(m);
   mn::register_paste_masks(m);
+  mn::register_winograd(m);
   mn::register_grid_emulation(m);
 }

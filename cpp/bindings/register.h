@@ -12,5 +12,6 @@ void register_nms(pybind11::module_& m);
 void register_anchors(pybind11::module_& m);
 void register_box_coder(pybind11::module_& m);
 void register_paste_masks(pybind11::module_& m);
+void register_winograd(pybind11::module_& m);
 void register_grid_emulation(pybind11::module_& m);  // test hook (_C._grid)
 }  // namespace mn

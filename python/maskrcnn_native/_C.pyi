@@ -103,3 +103,13 @@ def paste_masks_crops(
 def paste_masks_rle_counts(
     crops: Array, rects: Array, counts: Array, lengths: Array, height: int, width: int
 ) -> None: ...
+def winograd_input_transform(input: Array, v: Array, tile0: int, m: int) -> None: ...
+def winograd_output_transform(
+    tiles: Array,
+    bias: Optional[Array],
+    residual: Optional[Array],
+    output: Array,
+    tile0: int,
+    m: int,
+    relu: bool,
+) -> None: ...

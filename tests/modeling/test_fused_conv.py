@@ -104,6 +104,8 @@ def test_model_predict_same_with_and_without_fusion(monkeypatch):
         feats = m.backbone(x)
     got = m.predict(imgs)
     assert getattr(m.backbone.body.layer1[0].conv3, "_mn_packed", None) is not None
+    # the wide 3x3 convolutions (FPN outputs, RPN, mask head) ran as Winograd
+    assert sum(getattr(mod, "_mn_winograd", None) is not None for mod in m.modules()) >= 10
     # oneDNN may choose another kernel (summation order) for a pre-reordered
     # weight: features agree to float32 rounding, detections one for one
     for k in ref_feats:
@@ -115,6 +117,51 @@ def test_model_predict_same_with_and_without_fusion(monkeypatch):
         assert len(pairs) >= 95
         i, j = torch.tensor(pairs).T
         torch.testing.assert_close(b.scores[j], a.scores[i], rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("relu,residual", [(False, False), (True, True)])
+def test_wide_3x3_convs_run_as_winograd(monkeypatch, relu, residual):
+    torch.manual_seed(2)
+    conv = nn.Conv2d(128, 160, 3, 1, 1)
+    nn.init.kaiming_normal_(conv.weight)
+    x = torch.randn(2, 128, 19, 26).relu().contiguous(memory_format=torch.channels_last)
+    add = torch.randn(2, 160, 19, 26).contiguous(memory_format=torch.channels_last) if residual else None
+    with torch.no_grad():
+        ref = _eager(x.double(), conv.double(), relu, None if add is None else add.double()).float()
+        conv.float()
+        got = layers.conv_module(x, conv, relu=relu, add=add)
+        assert getattr(conv, "_mn_winograd", None) is not None and getattr(conv, "_mn_packed", None) is None
+        assert got.is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(got, ref, rtol=1e-4, atol=2e-4)
+        conv.weight.mul_(-1.0)  # the transformed weight follows in-place edits
+        torch.testing.assert_close(
+            layers.conv_module(x, conv, relu=relu, add=add),
+            _eager(x.double(), conv.double(), relu, None if add is None else add.double()).float(),
+            rtol=1e-4,
+            atol=2e-4,
+        )
+        conv.float()
+        monkeypatch.setattr(layers, "_WINOGRAD_M", 0)  # MN_WINOGRAD=0: oneDNN's direct convolution
+        layers.conv_module(x, conv, relu=relu, add=add)
+        assert getattr(conv, "_mn_packed", None) is not None
+
+
+def test_winograd_only_for_wide_stride_1_3x3():
+    with torch.no_grad():
+        for conv, cin in [
+            (nn.Conv2d(128, 128, 3, 2, 1), 128),  # stride 2
+            (nn.Conv2d(64, 64, 3, 1, 1), 64),  # narrow: oneDNN ties there
+            (nn.Conv2d(128, 128, 1), 128),
+            (nn.Conv2d(128, 128, 3, 1, 2, dilation=2), 128),
+        ]:
+            x = torch.randn(1, cin, 12, 12).contiguous(memory_format=torch.channels_last)
+            layers.conv_module(x, conv)
+            assert getattr(conv, "_mn_winograd", None) is None, conv
+        conv = nn.Conv2d(128, 128, 3, 1, 1)
+        layers.conv_module(torch.randn(1, 128, 12, 12).contiguous(memory_format=torch.channels_last), conv)
+        assert getattr(conv, "_mn_winograd", None) is not None
+    y = layers.conv_module(torch.randn(1, 128, 12, 12).contiguous(memory_format=torch.channels_last), conv)
+    assert y.grad_fn is not None  # under autograd: F.conv2d, never the Winograd op
 
 
 def test_backbone_channels_sets_the_trunk_width():
