@@ -27,6 +27,12 @@ implementation, so CUDA, quantized or batched-``box_iou`` calls keep working):
   frozen BatchNorm folded into the convolutions (cached) and conv + residual
   add + ReLU as one oneDNN call each, instead of a conv and two elementwise
   passes per norm;
+* ``Conv2dNormActivation.forward`` (``torchvision.ops.misc``: the FPN's
+  inner and output convs, the RPN head's conv, the mask head's convs): at
+  inference with ``layout="auto"`` on a channels_last float32 map, a plain
+  conv (+ frozen norm) (+ ReLU) runs as ``mn.Model``'s convolutions do (one
+  fused oneDNN call, or Winograd F(4x4,3x3) for the wide 3x3 ones; see
+  ``modeling.layers.conv2d``);
 * ``RPNHead.forward`` (``conv_depth=1``): in training its backward runs only
   on the anchors the RPN loss sampled (``modeling.proposal_generator.head_grad``):
   the same forward, the same gradients up to summation order, without the
@@ -300,6 +306,46 @@ def _make_block_forward(orig: Callable) -> Callable:
     return forward
 
 
+def _conv_norm_act_parts(block: Any) -> Optional[Tuple[Any, Any, bool]]:
+    """(conv, foldable norm or None, relu) of a Conv2dNormActivation made of a
+    plain Conv2d, optionally a frozen / eval-mode norm, optionally a ReLU."""
+    parts = list(block.children())
+    if not parts or type(parts[0]) is not torch.nn.Conv2d or parts[0].padding_mode != "zeros":
+        return None
+    conv, rest = parts[0], parts[1:]
+    bn = rest.pop(0) if rest and _foldable_norm(rest[0]) else None
+    relu = bool(rest) and isinstance(rest[0], torch.nn.ReLU)
+    if rest[1 if relu else 0 :]:
+        return None
+    return conv, bn, relu
+
+
+def _make_conv_norm_act_forward(orig: Callable) -> Callable:
+    def forward(self, x):
+        # At inference with layout="auto" on the channels_last batch's maps: as
+        # mn.Model runs its convolutions (layers.conv_bn / conv_module). Another
+        # summation order; anything else runs torchvision's Sequential.
+        if (
+            _layout[0] != "auto"
+            or torch.is_grad_enabled()
+            or not _cpu(x)
+            or x.dtype != torch.float32
+            or x.dim() != 4
+            or not x.is_contiguous(memory_format=torch.channels_last)
+        ):
+            return orig(self, x)
+        parts = _conv_norm_act_parts(self)
+        if parts is None:
+            return orig(self, x)
+        from .modeling.layers import conv_bn, conv_module
+
+        conv, bn, relu = parts
+        return conv_module(x, conv, relu=relu) if bn is None else conv_bn(x, conv, bn, relu=relu)
+
+    forward.__wrapped__ = orig  # type: ignore[attr-defined]
+    return forward
+
+
 # ------------------------------------------------------------- binding sites ----
 
 # (module, attribute, factory). A function imported by name into several modules
@@ -332,7 +378,9 @@ _METHOD_SITES = [
     ("torchvision.models.detection.rpn", "RPNHead", "forward", _make_rpn_head_forward),
     ("torchvision.models.resnet", "Bottleneck", "forward", _make_block_forward),
     ("torchvision.models.resnet", "BasicBlock", "forward", _make_block_forward),
+    ("torchvision.ops.misc", "Conv2dNormActivation", "forward", _make_conv_norm_act_forward),
 ]
+_INHERITED = object()  # a patched method the class only inherited: restored by deleting ours
 
 
 def is_active() -> bool:
@@ -389,9 +437,9 @@ def use_in_torchvision(layout: str = "auto") -> _Switch:
             setattr(mod, attr, originals[key])
         for mod_name, cls_name, attr, factory in _METHOD_SITES:
             cls = getattr(importlib.import_module(mod_name), cls_name)
-            orig = cls.__dict__[attr]
+            orig = cls.__dict__.get(attr, _INHERITED)
             _saved[(f"{mod_name}:{cls_name}", attr)] = orig
-            setattr(cls, attr, factory(orig))
+            setattr(cls, attr, factory(getattr(cls, attr) if orig is _INHERITED else orig))
     except BaseException:
         restore_torchvision()
         raise
@@ -405,6 +453,10 @@ def restore_torchvision() -> None:
         (site, attr), orig = _saved.popitem()
         if ":" in site:
             mod_name, cls_name = site.split(":")
-            setattr(getattr(sys.modules[mod_name], cls_name), attr, orig)
+            cls = getattr(sys.modules[mod_name], cls_name)
+            if orig is _INHERITED:
+                delattr(cls, attr)
+            else:
+                setattr(cls, attr, orig)
         else:
             setattr(sys.modules[site], attr, orig)

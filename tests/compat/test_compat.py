@@ -219,6 +219,40 @@ def test_resnet_blocks_fold_their_norms_at_inference_only(block, monkeypatch):
             assert torch.equal(m(x), ref) and not calls
 
 
+def test_conv_norm_act_runs_as_mn_model_at_inference_only(monkeypatch):
+    from torchvision.ops.misc import Conv2dNormActivation, FrozenBatchNorm2d
+
+    from maskrcnn_native.modeling import layers
+
+    torch.manual_seed(0)
+    plain = Conv2dNormActivation(128, 128, 3, norm_layer=None)  # FPN / RPN / mask head convs
+    normed = Conv2dNormActivation(128, 64, 3, norm_layer=FrozenBatchNorm2d)
+    bare = Conv2dNormActivation(128, 64, 1, norm_layer=None, activation_layer=None)  # FPN inner blocks
+    silu = Conv2dNormActivation(128, 64, 3, norm_layer=None, activation_layer=torch.nn.SiLU)
+    normed[1].running_var.uniform_(0.5, 2.0)
+    normed[1].bias.normal_()
+    x = torch.randn(2, 128, 13, 17).contiguous(memory_format=torch.channels_last)
+    calls = []
+    for name in ("conv_bn", "conv_module"):
+        f = getattr(layers, name)
+        monkeypatch.setattr(layers, name, lambda *a, _f=f, **k: calls.append(1) or _f(*a, **k))
+    with torch.no_grad():
+        refs = [m(x) for m in (plain, normed, bare, silu)]
+        ref_nchw = plain(x.contiguous())
+        with mn.compat.use_in_torchvision():
+            got = [m(x) for m in (plain, normed, bare, silu)]
+            assert len(calls) == 3  # SiLU is not ReLU: torchvision's Sequential
+            assert getattr(plain[0], "_mn_winograd", None) is not None  # 3x3, 128 -> 128: Winograd
+            for g, r in zip(got, refs):
+                torch.testing.assert_close(g, r, rtol=1e-4, atol=2e-4)
+            calls.clear()
+            assert torch.equal(plain(x.contiguous()), ref_nchw) and not calls  # NCHW map: torchvision's code
+        with mn.compat.use_in_torchvision(layout="keep"):
+            assert torch.equal(plain(x), refs[0]) and not calls
+    with mn.compat.use_in_torchvision():
+        assert torch.equal(plain(x), refs[0]) and not calls  # autograd on: torchvision's code
+
+
 def _sites():
     import torchvision.models.detection._utils as du
     import torchvision.models.detection.anchor_utils as au
@@ -235,7 +269,8 @@ def _sites():
             tv.ops.nms, bo.nms, tv.ops.batched_nms, bo.batched_nms, tv.ops.box_iou, bo.box_iou,
             rh.paste_masks_in_image, tr.paste_masks_in_image, au.AnchorGenerator.forward,
             du.BoxCoder.decode_single, du.BoxCoder.encode_single, tr.GeneralizedRCNNTransform.batch_images,
-            rp.RPNHead.forward, rn.Bottleneck.forward, rn.BasicBlock.forward]
+            rp.RPNHead.forward, rn.Bottleneck.forward, rn.BasicBlock.forward,
+            tv.ops.misc.Conv2dNormActivation.forward]
 
 
 def test_every_site_patched_and_restored():
@@ -250,6 +285,7 @@ def test_every_site_patched_and_restored():
     assert _sites() == during
     mn.compat.restore_torchvision()
     assert all(a is b for a, b in zip(before, _sites()))
+    assert "forward" not in tv.ops.misc.Conv2dNormActivation.__dict__  # inherited again, not shadowed
     mn.compat.restore_torchvision()  # no-op
     with mn.compat.use_in_torchvision() as sw:
         assert sw is not None and mn.compat.is_active()
