@@ -38,6 +38,7 @@ def main() -> None:
     p.add_argument("--top", type=int, default=15)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--no-profile", action="store_true", help="time the steps only")
+    p.add_argument("--shapes", action="store_true", help="also list the top ops by input shape")
     p.add_argument("--set", nargs="*", default=[], help="config overrides as for `demo --set`")
     p.add_argument(
         "--weights",
@@ -78,7 +79,9 @@ def main() -> None:
             step(a.warmup + i)
         prof = None
     else:
-        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        with torch.profiler.profile(
+            activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=a.shapes
+        ) as prof:
             for i in range(a.steps):
                 step(a.warmup + i)
     wall = (time.perf_counter() - t0) / a.steps
@@ -92,6 +95,12 @@ def main() -> None:
     print(f"\n| op (self CPU) | share | calls per step |\n|---|---|---|")
     for e in rows:
         print(f"| {e.key} | {100.0 * e.self_cpu_time_total / total:.1f}% | {e.count / a.steps:.0f} |")
+    if a.shapes:
+        rows = sorted(prof.key_averages(group_by_input_shape=True), key=lambda e: e.self_cpu_time_total, reverse=True)
+        print(f"\n| op (self CPU) | input shapes | share | calls per step |\n|---|---|---|---|")
+        for e in rows[: a.top]:
+            shapes = ", ".join(str(s) for s in e.input_shapes if s)
+            print(f"| {e.key} | {shapes} | {100.0 * e.self_cpu_time_total / total:.1f}% | {e.count / a.steps:.1f} |")
 
 
 if __name__ == "__main__":

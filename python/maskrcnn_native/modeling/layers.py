@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..ops.winograd import conv3x3_winograd, winograd_weight
+from .winograd_train import winograd_conv3x3, winograd_train_applies
 
 __all__ = [
     "ShapeSpec",
@@ -372,13 +373,13 @@ def conv2d(
         return torch.ops.mkldnn._convolution_pointwise.binary(
             x, add, wp, bias, *geo, "add", None, unary if relu else None, [None], ""
         )
-    return _epilogue(_conv2d(x, weight, bias, conv), relu, add)
+    return _epilogue(_conv2d(x, weight, bias, conv, torch.is_grad_enabled()), relu, add)
 
 
 def conv2d_eager(x: Tensor, weight: Tensor, bias: Optional[Tensor], conv: nn.Conv2d, relu: bool = False) -> Tensor:
     """``conv2d`` as it runs under autograd (never the fused oneDNN inference call),
     whatever the grad mode: for code that must reproduce the training forward's numbers."""
-    return _epilogue(_conv2d(x, weight, bias, conv), relu, None)
+    return _epilogue(_conv2d(x, weight, bias, conv, True), relu, None)
 
 
 def conv_module(x: Tensor, conv: nn.Module, relu: bool = False, add: Optional[Tensor] = None) -> Tensor:
@@ -387,7 +388,12 @@ def conv_module(x: Tensor, conv: nn.Module, relu: bool = False, add: Optional[Te
     return conv2d(x, conv.weight, conv.bias, conv, relu, add)
 
 
-def _conv2d(x: Tensor, weight: Tensor, bias: Optional[Tensor], conv: nn.Conv2d) -> Tensor:
+def _conv2d(x: Tensor, weight: Tensor, bias: Optional[Tensor], conv: nn.Conv2d, train: bool) -> Tensor:
+    """The convolution as training computes it (``train``: Winograd for the wide
+    3x3 ones on large maps, ``winograd_train``) or as the portable inference
+    fallback does (``F.conv2d``); 1x1 on large NCHW maps as a GEMM either way."""
+    if train and winograd_train_applies(x, weight, conv, _WINOGRAD_M):
+        return winograd_conv3x3(x, weight, bias, _WINOGRAD_M)
     if (
         conv.kernel_size == (1, 1)
         and conv.stride == (1, 1)
