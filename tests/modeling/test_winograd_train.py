@@ -12,6 +12,24 @@ from torch import nn
 from maskrcnn_native.modeling import layers, winograd_train
 
 MIN_PX = winograd_train.MIN_PIXELS
+MODEL_MIN_CHANNELS = winograd_train.MIN_CHANNELS
+
+
+@pytest.fixture(autouse=True)
+def _narrower_convs_too(monkeypatch):
+    """The test convs (128 channels) are narrower than the model's floor (256): cheaper."""
+    monkeypatch.setattr(winograd_train, "MIN_CHANNELS", 128)
+
+
+def test_model_floor_leaves_128_channel_convs_alone():
+    assert MODEL_MIN_CHANNELS == 256
+    conv = nn.Conv2d(128, 128, 3, 1, 1)
+    x = torch.randn(1, 128, 100, 100)
+    assert winograd_train.winograd_train_applies(x, conv.weight, conv, 4)
+    winograd_train.MIN_CHANNELS = MODEL_MIN_CHANNELS  # restored by the fixture
+    assert not winograd_train.winograd_train_applies(x, conv.weight, conv, 4)
+    wide = nn.Conv2d(256, 256, 3, 1, 1)
+    assert winograd_train.winograd_train_applies(torch.randn(1, 256, 100, 100), wide.weight, wide, 4)
 
 
 def _case(cin=128, cout=144, h=100, w=101, seed=0, bias=True):
