@@ -21,6 +21,16 @@ void register_winograd(py::module_& m) {
       },
       py::arg("input"), py::arg("v"), py::arg("tile0"), py::arg("m"));
   m.def(
+      "winograd_grad_transform",
+      [](py::handle grad_output, py::handle dm, int64_t tile0, int64_t m) {
+        const char* op = "winograd_grad_transform";
+        ImportedTensor gy = import_tensor(grad_output, op, "grad_output");
+        ImportedTensor out = import_tensor(dm, op, "dm", /*writable=*/true);
+        py::gil_scoped_release nogil;
+        winograd_grad_transform(gy, out, tile0, m);
+      },
+      py::arg("grad_output"), py::arg("dm"), py::arg("tile0"), py::arg("m"));
+  m.def(
       "winograd_output_transform",
       [](py::handle tiles_in, py::object bias, py::object residual, py::handle output, int64_t tile0,
          int64_t m, bool relu) {

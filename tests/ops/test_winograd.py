@@ -189,3 +189,106 @@ def test_native_errors():
     ro.flags.writeable = False
     with pytest.raises(ValueError, match="output is read-only"):
         _C.winograd_output_transform(prod, None, None, ro, 0, 4, False)
+
+
+# ------------------------------------------------------------ weight gradient
+def _ref_weight_grad(x, g):
+    w = torch.zeros(g.shape[1], x.shape[1], 3, 3, dtype=torch.float64)
+    return torch.ops.aten.convolution_backward(
+        g.double(), x.double(), w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1, [False, True, False]
+    )[1]
+
+
+@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize(
+    "n,c,o,h,w",
+    [
+        (1, 256, 256, 20, 24),  # tiles fit exactly (F4), several channel blocks
+        (2, 70, 33, 13, 11),  # ragged tiles, channels not a multiple of the 64-channel block
+        (3, 5, 7, 1, 2),  # maps smaller than a tile
+    ],
+)
+@pytest.mark.parametrize("layout", ["channels_last", "nchw"])
+def test_weight_grad_matches_direct(m, n, c, o, h, w, layout):
+    x, _, _, _ = _case(n, c, o, h, w, seed=5)
+    g = torch.randn(n, o, h, w, generator=torch.Generator().manual_seed(6))
+    if layout == "channels_last":
+        g = g.contiguous(memory_format=torch.channels_last)
+    else:
+        x = x.contiguous()
+    ref = _ref_weight_grad(x, g)
+    got = W.conv3x3_winograd_weight_grad(x, g, m)
+    assert got.shape == (o, c, 3, 3) and got.dtype == torch.float32 and got.is_contiguous()
+    # relative to the largest entry: a float32 direct weight gradient is ~1e-6 here
+    err = float((got.double() - ref).abs().max() / ref.abs().max())
+    assert err < (2e-5 if m == 4 else 5e-6), err
+
+
+@pytest.mark.parametrize("m", [2, 4])
+def test_weight_grad_chunks_and_threads_do_not_change_it(m, monkeypatch):
+    x, _, _, _ = _case(2, 40, 24, 19, 21, seed=7)
+    g = torch.randn(2, 24, 19, 21, generator=torch.Generator().manual_seed(8))
+    whole = W.conv3x3_winograd_weight_grad(x, g, m)
+    monkeypatch.setattr(W, "_GRAD_CHUNK_ELEMENTS", 1)  # chunks of 16 tiles, crossing images
+    chunked = W.conv3x3_winograd_weight_grad(x, g, m)
+    # the chunks' partial sums round differently: equal to float32 accumulation error
+    ref = _ref_weight_grad(x, g)
+    scale = float(ref.abs().max())
+    for got in (whole, chunked):
+        assert float((got.double() - ref).abs().max()) < 2e-5 * scale
+    assert not torch.equal(chunked, whole)  # the chunking did change the summation
+    before = _C.get_num_threads()
+    tiles = 2 * (-(-19 // m)) * (-(-21 // m))
+    dms = []
+    try:
+        for threads in (1, 3):
+            _C.set_num_threads(threads)
+            dm = torch.empty((m + 2) ** 2, tiles, 24)
+            _C.winograd_grad_transform(g.contiguous(memory_format=torch.channels_last), dm, 0, m)
+            dms.append(dm)
+    finally:
+        _C.set_num_threads(before)
+    assert torch.equal(dms[0], dms[1])
+
+
+def test_grad_transform_values():
+    # dM = A dY A^T for one 4x4 tile (F4) and one 2x2 tile (F2), against the matrices
+    at = {
+        4: torch.tensor(
+            [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]], dtype=torch.float64
+        ),
+        2: torch.tensor([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=torch.float64),
+    }
+    for m, a_t in at.items():
+        gy = torch.randn(1, 3, m, m, dtype=torch.float64)
+        dm = torch.empty((m + 2) ** 2, 1, 3)
+        _C.winograd_grad_transform(gy.float().contiguous(memory_format=torch.channels_last), dm, 0, m)
+        for ch in range(3):
+            expect = (a_t.T @ gy[0, ch] @ a_t).reshape(-1).float()
+            torch.testing.assert_close(dm[:, 0, ch], expect, rtol=1e-5, atol=1e-5)
+
+
+def test_weight_grad_errors():
+    x = torch.randn(1, 4, 5, 5)
+    g = torch.randn(1, 6, 5, 5)
+    with pytest.raises(ValueError, match="m must be 2 or 4"):
+        W.conv3x3_winograd_weight_grad(x, g, 3)
+    with pytest.raises(ValueError, match=r"grad_output \[1, 6, 5, 4\] does not match x \[1, 4, 5, 5\]"):
+        W.conv3x3_winograd_weight_grad(x, torch.randn(1, 6, 5, 4))
+    with pytest.raises(ValueError, match=r"x must have shape \[N, C, H, W\]"):
+        W.conv3x3_winograd_weight_grad(torch.randn(4, 5, 5), g)
+    with pytest.raises(TypeError, match="grad_output must be float32 on the CPU"):
+        W.conv3x3_winograd_weight_grad(x, g.double())
+    gy = g.contiguous(memory_format=torch.channels_last)
+    dm = torch.empty(36, 4, 6)
+    _C.winograd_grad_transform(gy, dm, 0, 4)
+    with pytest.raises(ValueError, match="winograd_grad_transform: m must be 2 or 4"):
+        _C.winograd_grad_transform(gy, dm, 0, 5)
+    with pytest.raises(ValueError, match="grad_output must be channels_last"):
+        _C.winograd_grad_transform(torch.randn(1, 6, 5, 4), dm, 0, 4)
+    with pytest.raises(ValueError, match=r"dm must have shape \[\(m\+2\)\^2, T, O\], got \[36, 4, 5\]"):
+        _C.winograd_grad_transform(gy, torch.empty(36, 4, 5), 0, 4)
+    with pytest.raises(ValueError, match=r"tiles 2 \.\. 6 are outside the 4 tiles of the map"):
+        _C.winograd_grad_transform(gy, dm, 2, 4)
+    with pytest.raises(TypeError, match="grad_output must be float32, got float64"):
+        _C.winograd_grad_transform(gy.double(), dm, 0, 4)

@@ -56,6 +56,18 @@ void winograd_input_transform(const TensorView& input, const TensorView& v, int6
   cpu::winograd_input_transform(input, v, tile0, m);
 }
 
+void winograd_grad_transform(const TensorView& grad_output, const TensorView& dm, int64_t tile0,
+                             int64_t m) {
+  const char* op = "winograd_grad_transform";
+  const int64_t a = alpha2(op, m);
+  check_map(op, "grad_output", grad_output, "[N, O, H, W]");
+  check_tiles(op, "dm", dm, a, grad_output.size(1), "[(m+2)^2, T, O]");
+  check_writable(op, "dm", dm);
+  check_tile_range(op, tile0, dm.size(1), grad_output.size(0), grad_output.size(2),
+                   grad_output.size(3), m);
+  cpu::winograd_grad_transform(grad_output, dm, tile0, m);
+}
+
 void winograd_output_transform(const TensorView& mt, const TensorView* bias,
                                const TensorView* residual, const TensorView& output,
                                int64_t tile0, int64_t m, bool relu) {

@@ -19,6 +19,12 @@
 //   residual  [N, O, H, W] float32 channels_last, or absent: added after the bias
 //   output    [N, O, H, W] float32 channels_last; the pixels of the T tiles are
 //             written (bias, then + residual, then ReLU when asked), no others.
+// The weight gradient runs the same tiles backwards: per tile, the input
+// transform V and the output-gradient transform dM = A dY A^T (dY the tile's
+// m x m output gradient, zeros beyond the map) give dU[a] += V[a]^T @ dM[a] (the
+// caller's BLAS), and dW = G^T dU G:
+//   grad_output  [N, O, H, W] float32, channels_last
+//   dm           [A, T, O] float32, innermost dim contiguous; fully overwritten
 // Out-of-image input pixels are zeros (the padding). Each tile is computed by
 // one thread in a fixed order: results do not depend on the thread count.
 #pragma once
@@ -30,6 +36,9 @@ namespace mn {
 
 void winograd_input_transform(const TensorView& input, const TensorView& v, int64_t tile0,
                               int64_t m);
+
+void winograd_grad_transform(const TensorView& grad_output, const TensorView& dm, int64_t tile0,
+                             int64_t m);
 
 void winograd_output_transform(const TensorView& mt, const TensorView* bias,
                                const TensorView* residual, const TensorView& output,

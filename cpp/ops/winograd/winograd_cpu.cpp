@@ -59,6 +59,22 @@ struct F2 {
       o1[c] = (x1 - x2) - s3[c];
     }
   }
+  // the adjoint of at: o[k] = sum_q AT[q][k] y[q] (M inputs, A outputs)
+  static MN_WINO_INLINE void at_adjoint(const float* const* y, float* const* o, int64_t n) {
+    const float* __restrict y0 = y[0];
+    const float* __restrict y1 = y[1];
+    float* __restrict o0 = o[0];
+    float* __restrict o1 = o[1];
+    float* __restrict o2 = o[2];
+    float* __restrict o3 = o[3];
+    for (int64_t c = 0; c < n; ++c) {
+      const float a = y0[c], b = y1[c];
+      o0[c] = a;
+      o1[c] = a + b;
+      o2[c] = a - b;
+      o3[c] = -b;
+    }
+  }
 };
 
 // F(4x4, 3x3) (points 0, 1, -1, 2, -2, inf)
@@ -113,6 +129,30 @@ struct F4 {
       o1[c] = m12 + 2.0f * m34;
       o2[c] = p12 + 4.0f * p34;
       o3[c] = (m12 + 8.0f * m34) + s5[c];
+    }
+  }
+  // the adjoint of at: o[k] = sum_q AT[q][k] y[q] (M inputs, A outputs)
+  static MN_WINO_INLINE void at_adjoint(const float* const* y, float* const* o, int64_t n) {
+    const float* __restrict y0 = y[0];
+    const float* __restrict y1 = y[1];
+    const float* __restrict y2 = y[2];
+    const float* __restrict y3 = y[3];
+    float* __restrict o0 = o[0];
+    float* __restrict o1 = o[1];
+    float* __restrict o2 = o[2];
+    float* __restrict o3 = o[3];
+    float* __restrict o4 = o[4];
+    float* __restrict o5 = o[5];
+    for (int64_t c = 0; c < n; ++c) {
+      const float a = y0[c], b = y1[c], d = y2[c], e = y3[c];
+      const float even = a + d, odd = b + e;  // o1, o2 share these
+      const float even4 = a + 4.0f * d, odd8 = 2.0f * b + 8.0f * e;  // o3, o4 share these
+      o0[c] = a;
+      o1[c] = even + odd;
+      o2[c] = even - odd;
+      o3[c] = even4 + odd8;
+      o4[c] = even4 - odd8;
+      o5[c] = e;
     }
   }
 };
@@ -229,6 +269,55 @@ MN_WINO_INLINE void output_tiles(const TensorView& mt, const float* bias, const 
   }
 }
 
+// The output-gradient transform of tiles lo .. hi-1: dM = A dY A^T per tile, dY
+// the tile's m x m output gradient (zeros beyond the map). tmp: A*M*kBlock floats.
+template <class F>
+MN_WINO_INLINE void grad_tiles(const TensorView& gy, const TensorView& dm, int64_t tile0,
+                               int64_t lo, int64_t hi, float* tmp, const float* zeros) {
+  constexpr int M = F::M, A = F::A;
+  const int64_t O = gy.size(1), H = gy.size(2), W = gy.size(3);
+  const int64_t sn = gy.stride(0), sh = gy.stride(2), sw = gy.stride(3);
+  const int64_t d0 = dm.stride(0), d1 = dm.stride(1);
+  const float* g = gy.ptr<const float>();
+  float* dp = dm.ptr<float>();
+  const Grid grid(H, W, M);
+  const float* y[M];
+  float* o[A];
+  for (int64_t i = lo; i < hi; ++i) {
+    int64_t n, ty, tx;
+    grid.locate(tile0 + i, n, ty, tx);
+    const int64_t y0 = ty * M, x0 = tx * M;
+    for (int64_t ob = 0; ob < O; ob += kBlock) {
+      const int64_t ol = std::min(kBlock, O - ob);
+      // columns: t[:, j] = A dY[:, j]   (A x M, the adjoint of AT)
+      for (int j = 0; j < M; ++j) {
+        const int64_t xx = x0 + j;
+        for (int q = 0; q < M; ++q) {
+          const int64_t yy = y0 + q;
+          y[q] = (xx < W && yy < H) ? g + n * sn + yy * sh + xx * sw + ob : zeros;
+        }
+        for (int r = 0; r < A; ++r) o[r] = tmp + (r * M + j) * kBlock;
+        F::at_adjoint(y, o, ol);
+      }
+      // rows: dM[r, :] = A t[r, :]
+      for (int r = 0; r < A; ++r) {
+        for (int q = 0; q < M; ++q) y[q] = tmp + (r * M + q) * kBlock;
+        for (int k = 0; k < A; ++k) o[k] = dp + (r * A + k) * d0 + i * d1 + ob;
+        F::at_adjoint(y, o, ol);
+      }
+    }
+  }
+}
+
+MN_WINO_CLONES void grad_range2(const TensorView& gy, const TensorView& dm, int64_t tile0,
+                                int64_t lo, int64_t hi, float* tmp, const float* zeros) {
+  grad_tiles<F2>(gy, dm, tile0, lo, hi, tmp, zeros);
+}
+MN_WINO_CLONES void grad_range4(const TensorView& gy, const TensorView& dm, int64_t tile0,
+                                int64_t lo, int64_t hi, float* tmp, const float* zeros) {
+  grad_tiles<F4>(gy, dm, tile0, lo, hi, tmp, zeros);
+}
+
 MN_WINO_CLONES void input_range2(const TensorView& in, const TensorView& v, int64_t tile0,
                                  int64_t lo, int64_t hi, float* tmp, const float* zeros) {
   input_tiles<F2>(in, v, tile0, lo, hi, tmp, zeros);
@@ -263,6 +352,20 @@ void winograd_input_transform(const TensorView& input, const TensorView& v, int6
       input_range2(input, v, tile0, lo, hi, tmp.data(), zeros.data());
     else
       input_range4(input, v, tile0, lo, hi, tmp.data(), zeros.data());
+  });
+}
+
+void winograd_grad_transform(const TensorView& grad_output, const TensorView& dm, int64_t tile0,
+                             int64_t m) {
+  const int64_t count = dm.size(1), a = m + 2;
+  if (count == 0 || grad_output.size(1) == 0) return;
+  parallel_for(0, count, kGrain, [&](int64_t lo, int64_t hi) {
+    std::vector<float> tmp(static_cast<size_t>(a * m * kBlock));
+    const std::vector<float> zeros(static_cast<size_t>(kBlock), 0.0f);
+    if (m == 2)
+      grad_range2(grad_output, dm, tile0, lo, hi, tmp.data(), zeros.data());
+    else
+      grad_range4(grad_output, dm, tile0, lo, hi, tmp.data(), zeros.data());
   });
 }
 

@@ -3,21 +3,23 @@
 The forward and the input gradient of a 3x3 stride-1 "same" convolution are
 both such convolutions (the input gradient correlates the output gradient with
 the weight flipped in space and transposed in channels), so both run as
-``conv3x3_winograd`` (ops/winograd.py); the weight gradient is oneDNN's
-(``convolution_backward`` asked for the weight and bias gradients only) from the
-channels_last output gradient. Same function as ``F.conv2d`` up to the transforms' float32
-rounding (relative differences of ~2e-5 on the input gradient, measured on
-2x256x200x304).
+``conv3x3_winograd``; the weight gradient runs the same tiles backwards
+(``conv3x3_winograd_weight_grad``: dU[a] = sum over tiles V[a]^T dM[a], dW =
+G^T dU G), all in channels_last (ops/winograd.py). Same function as ``F.conv2d``
+up to the transforms' float32 rounding (relative differences of ~2e-5 on the
+input gradient and ~5e-6 on the weight gradient, measured on 2x256x200x304).
 
-Measured on a 2-core Xeon (family 6, model 167), 2x256 -> 256 on 200x304,
-forward + backward: 1.73 -> 1.42 s (channels_last, AVX-512); with oneDNN held
-to AVX2 (``ONEDNN_MAX_CPU_ISA=AVX2``, NCHW, the AVX2 machines' training layout)
-2.40 -> 1.93 s. On maps of 50x76 it was slower (0.086 vs 0.095 s), hence
-``MIN_PIXELS``. The whole R50-FPN train step 2x800x1216 (``bench_model.py`` M2):
-7.64 -> 6.82 s (AVX-512, channels_last); held to AVX2 13.73 -> 11.94 s, against
+Measured on a 2-core Xeon (family 6, model 167), 2x256 -> 256 on 200x304: forward
++ input gradient + oneDNN's weight gradient 1.73 -> 1.42 s (channels_last,
+AVX-512); with oneDNN held to AVX2 (``ONEDNN_MAX_CPU_ISA=AVX2``, NCHW, the AVX2
+machines' training layout) 2.40 -> 1.93 s; the weight gradient alone 0.55 -> 0.27 s
+(AVX-512, channels_last) and 0.90 -> 0.45 s (AVX2-held, NCHW). On maps of 50x76
+the forward + backward was slower (0.086 vs 0.095 s), hence ``MIN_PIXELS``. The
+whole R50-FPN train step 2x800x1216 (``bench_model.py`` M2), AVX2-held: 13.73 s
+-> 11.94 s (forward and input gradient) -> 11.07 s (weight gradient too), against
 12.90 s when the output and the input gradient were converted back to the
-input's NCHW layout (hence channels_last out). ``MN_WINOGRAD_TRAIN=0`` turns it off; ``MN_WINOGRAD=0`` turns off
-Winograd everywhere.
+input's NCHW layout (hence channels_last out). ``MN_WINOGRAD_TRAIN=0`` turns it
+off; ``MN_WINOGRAD=0`` turns off Winograd everywhere.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any, Optional
 import torch
 from torch import Tensor, nn
 
-from ..ops.winograd import conv3x3_winograd, winograd_weight
+from ..ops.winograd import conv3x3_winograd, conv3x3_winograd_weight_grad, winograd_weight
 
 __all__ = ["winograd_train_applies", "winograd_conv3x3"]
 
@@ -81,35 +83,27 @@ def winograd_train_applies(x: Tensor, weight: Tensor, conv: nn.Conv2d, m: int) -
 class _Winograd3x3(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Optional[Tensor], m: int) -> Tensor:  # type: ignore[override]
-        ctx.save_for_backward(x, weight)
+        # one channels_last copy of x (the transforms' layout) serves the forward and the weight gradient
+        x_cl = x.detach().contiguous(memory_format=torch.channels_last)
+        ctx.save_for_backward(x_cl, weight)
         ctx.m, ctx.has_bias = m, bias is not None
-        return conv3x3_winograd(x, winograd_weight(weight, m), bias, m=m)
+        return conv3x3_winograd(x_cl, winograd_weight(weight, m), bias, m=m)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, g: Tensor):  # type: ignore[override]
-        x, weight = ctx.saved_tensors
+        x_cl, weight = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        g = g.contiguous(memory_format=torch.channels_last)
         gx = gw = gb = None
         if need_x:
             wt = weight.detach().flip(2, 3).transpose(0, 1)
             gx = conv3x3_winograd(g, winograd_weight(wt, ctx.m), m=ctx.m)
-        if need_w or (need_b and ctx.has_bias):
-            one = [1, 1]
-            _, gw, gb = torch.ops.aten.convolution_backward(
-                g.contiguous(memory_format=torch.channels_last),
-                x,
-                weight,
-                [weight.shape[0]] if ctx.has_bias else None,
-                one,
-                one,
-                one,
-                False,
-                [0, 0],
-                1,
-                [False, bool(need_w), bool(need_b and ctx.has_bias)],
-            )
-        return gx, gw if need_w else None, gb if ctx.has_bias and need_b else None, None
+        if need_w:
+            gw = conv3x3_winograd_weight_grad(x_cl, g, ctx.m).to(weight.dtype)
+        if need_b and ctx.has_bias:
+            gb = g.sum(dim=(0, 2, 3))
+        return gx, gw, gb, None
 
 
 def winograd_conv3x3(x: Tensor, weight: Tensor, bias: Optional[Tensor], m: int) -> Tensor:
