@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..ops.winograd import conv3x3_winograd, winograd_weight
+from .winograd_train import cpu_autocast_on as _autocast_on
 from .winograd_train import winograd_conv3x3, winograd_train_applies
 
 __all__ = [
@@ -262,13 +263,6 @@ def _epilogue(y: Tensor, relu: bool, add: Optional[Tensor]) -> Tensor:
 # passes over the activation. Same arithmetic as conv -> add -> relu (the
 # accumulator is rounded to float32 once, then added to, as in eager).
 _FUSED = os.environ.get("MN_FUSED_CONV", "1").strip() not in ("0", "false", "off", "")
-
-
-def _autocast_on() -> bool:
-    try:
-        return torch.is_autocast_enabled("cpu")
-    except TypeError:  # torch < 2.4 spelling
-        return torch.is_autocast_cpu_enabled()
 
 
 def _fusable(x: Tensor, weight: Tensor) -> bool:

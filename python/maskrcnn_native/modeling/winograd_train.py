@@ -43,7 +43,8 @@ MIN_PIXELS = 10000
 MIN_CHANNELS = 256
 
 
-def _autocast_on() -> bool:
+def cpu_autocast_on() -> bool:
+    """True inside ``torch.autocast("cpu")`` (shared with ``layers``)."""
     try:
         return torch.is_autocast_enabled("cpu")
     except TypeError:  # torch < 2.4 spelling
@@ -62,7 +63,7 @@ def winograd_train_applies(x: Tensor, weight: Tensor, conv: nn.Conv2d, m: int) -
         and not torch.jit.is_scripting()
         and not torch.jit.is_tracing()
         and not torch.compiler.is_compiling()
-        and not _autocast_on()
+        and not cpu_autocast_on()
         and type(x) is Tensor
         and x.dim() == 4
         and x.device.type == "cpu"
