@@ -21,6 +21,20 @@ def _narrower_convs_too(monkeypatch):
     monkeypatch.setattr(winograd_train, "MIN_CHANNELS", 128)
 
 
+@pytest.fixture
+def winograd_calls(monkeypatch):
+    """The input shapes of every call layers.conv2d makes to winograd_conv3x3."""
+    calls = []
+    real = winograd_train.winograd_conv3x3
+
+    def spy(*a, **k):
+        calls.append(a[0].shape)
+        return real(*a, **k)
+
+    monkeypatch.setattr(layers, "winograd_conv3x3", spy)
+    return calls
+
+
 def test_model_floor_leaves_128_channel_convs_alone():
     assert MODEL_MIN_CHANNELS == 256
     conv = nn.Conv2d(128, 128, 3, 1, 1)
@@ -100,15 +114,8 @@ def test_only_the_needed_gradients(need):
     assert got_g[2] is None
 
 
-def test_layers_conv2d_takes_it_in_training_only_where_it_applies(monkeypatch):
-    calls = []
-    real = winograd_train.winograd_conv3x3
-
-    def spy(*a, **k):
-        calls.append(a[0].shape)
-        return real(*a, **k)
-
-    monkeypatch.setattr(layers, "winograd_conv3x3", spy)
+def test_layers_conv2d_takes_it_in_training_only_where_it_applies(monkeypatch, winograd_calls):
+    calls = winograd_calls
     conv, x, _ = _case(cin=128, cout=128, h=100, w=100, seed=2)
     y = layers.conv_module(x, conv, relu=True)  # training (grad mode), NCHW
     assert len(calls) == 1 and y.grad_fn is not None
@@ -198,15 +205,8 @@ def _model_case(seed=5):
     return m, imgs, targets
 
 
-def test_model_train_step_with_and_without_winograd(monkeypatch):
-    calls = []
-    real = winograd_train.winograd_conv3x3
-
-    def spy(*a, **k):
-        calls.append(a[0].shape)
-        return real(*a, **k)
-
-    monkeypatch.setattr(layers, "winograd_conv3x3", spy)
+def test_model_train_step_with_and_without_winograd(monkeypatch, winograd_calls):
+    calls = winograd_calls
     results = {}
     for on in (False, True):
         monkeypatch.setattr(winograd_train, "ENABLED", on)
