@@ -1,5 +1,6 @@
-"""Run under torchrun by test_sync_bn.py: SyncBatchNorm2d on each rank's half
-of a batch against nn.BatchNorm2d on the whole batch, in float64."""
+"""Run under torchrun by test_sync_bn.py: SyncBatchNorm2d (argument "2d") or
+SyncBatchNorm1d ("1d") on each rank's half of a batch against nn.BatchNorm2d /
+nn.BatchNorm1d on the whole batch, in float64."""
 
 import json
 import sys
@@ -8,23 +9,25 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from maskrcnn_native.engine.distributed import SyncBatchNorm2d, convert_sync_batchnorm
+from maskrcnn_native.engine.distributed import SyncBatchNorm1d, SyncBatchNorm2d, convert_sync_batchnorm
 
 
-def main():
+def main(kind: str):
     dist.init_process_group("gloo")
     r, world = dist.get_rank(), dist.get_world_size()
     torch.manual_seed(0)
     n = 3 * world
-    x = torch.randn(n, 4, 5, 6, dtype=torch.float64) * 3 + 1
-    w = torch.randn(n, 4, 5, 6, dtype=torch.float64)
-    ref = nn.BatchNorm2d(4).double()
+    shape = (n, 4, 5, 6) if kind == "2d" else (n, 4)
+    bn_cls, sync_cls = (nn.BatchNorm2d, SyncBatchNorm2d) if kind == "2d" else (nn.BatchNorm1d, SyncBatchNorm1d)
+    x = torch.randn(*shape, dtype=torch.float64) * 3 + 1
+    w = torch.randn(*shape, dtype=torch.float64)
+    ref = bn_cls(4).double()
     with torch.no_grad():
         ref.weight.uniform_(0.5, 2)
         ref.bias.uniform_(-1, 1)
-    m = nn.Sequential(nn.BatchNorm2d(4).double())
+    m = nn.Sequential(bn_cls(4).double())
     m[0].load_state_dict(ref.state_dict())
-    assert convert_sync_batchnorm(m) == 1 and type(m[0]) is SyncBatchNorm2d
+    assert convert_sync_batchnorm(m) == 1 and type(m[0]) is sync_cls
     out = {}
     for step in range(2):  # twice: the running statistics accumulate
         ref.zero_grad()
@@ -56,4 +59,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "2d"))

@@ -31,6 +31,7 @@ __all__ = [
     "all_gather_object",
     "all_reduce_mean",
     "barrier",
+    "SyncBatchNorm1d",
     "SyncBatchNorm2d",
     "convert_sync_batchnorm",
 ]
@@ -147,6 +148,37 @@ def _sum_over_ranks(t: torch.Tensor) -> torch.Tensor:
     return _SumOverRanks.apply(t)
 
 
+def _sync_bn_forward(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor, dim: int, name: str) -> torch.Tensor:
+    """Training-mode batch norm of ``x`` ([N, C] or [N, C, H, W]) with the
+    statistics of the global batch over all ranks."""
+    if x.dim() != dim:
+        raise ValueError(f"{name}: expected a {dim}-D input, got {x.dim()}-D")
+    c = x.shape[1]
+    reduce_dims = (0,) if dim == 2 else (0, 2, 3)
+    shape = (1, c) if dim == 2 else (1, c, 1, 1)
+    count = torch.tensor([x.numel() // max(c, 1)], dtype=torch.float64, device=x.device)
+    dist.all_reduce(count)
+    n = float(count.item())
+    if n <= 1:
+        raise ValueError(f"{name}: need more than one value per channel in the global batch, got {n:g}")
+    xf = x if x.dtype in (torch.float32, torch.float64) else x.float()
+    mean = _sum_over_ranks(xf.sum(reduce_dims)) / n
+    centred = xf - mean.view(shape)
+    var = _sum_over_ranks((centred * centred).sum(reduce_dims)) / n
+    y = centred * torch.rsqrt(var + bn.eps).view(shape)
+    if bn.affine:
+        y = y * bn.weight.view(shape) + bn.bias.view(shape)
+    nbt, rmean, rvar = bn.num_batches_tracked, bn.running_mean, bn.running_var
+    if bn.track_running_stats and nbt is not None and rmean is not None and rvar is not None:
+        with torch.no_grad():
+            nbt.add_(1)
+            m = bn.momentum if bn.momentum is not None else 1.0 / float(nbt.item())
+            rmean.mul_(1 - m).add_(mean.detach().to(rmean.dtype), alpha=m)
+            unbiased = var.detach() * (n / (n - 1))
+            rvar.mul_(1 - m).add_(unbiased.to(rvar.dtype), alpha=m)
+    return y.to(x.dtype)
+
+
 class SyncBatchNorm2d(nn.BatchNorm2d):
     """``nn.BatchNorm2d`` whose training-mode statistics are those of the
     global batch over all ranks (two all-reduces: the sum, then the sum of
@@ -159,39 +191,31 @@ class SyncBatchNorm2d(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and _active()):
             return super().forward(x)
-        if x.dim() != 4:
-            raise ValueError(f"SyncBatchNorm2d: expected a 4-D input, got {x.dim()}-D")
-        c = x.shape[1]
-        count = torch.tensor([x.numel() // max(c, 1)], dtype=torch.float64, device=x.device)
-        dist.all_reduce(count)
-        n = float(count.item())
-        if n <= 1:
-            raise ValueError(f"SyncBatchNorm2d: need more than one value per channel in the global batch, got {n:g}")
-        xf = x if x.dtype in (torch.float32, torch.float64) else x.float()
-        mean = _sum_over_ranks(xf.sum((0, 2, 3))) / n
-        centred = xf - mean.view(1, c, 1, 1)
-        var = _sum_over_ranks((centred * centred).sum((0, 2, 3))) / n
-        y = centred * torch.rsqrt(var + self.eps).view(1, c, 1, 1)
-        if self.affine:
-            y = y * self.weight.view(1, c, 1, 1) + self.bias.view(1, c, 1, 1)
-        nbt, rmean, rvar = self.num_batches_tracked, self.running_mean, self.running_var
-        if self.track_running_stats and nbt is not None and rmean is not None and rvar is not None:
-            with torch.no_grad():
-                nbt.add_(1)
-                m = self.momentum if self.momentum is not None else 1.0 / float(nbt.item())
-                rmean.mul_(1 - m).add_(mean.detach().to(rmean.dtype), alpha=m)
-                unbiased = var.detach() * (n / (n - 1))
-                rvar.mul_(1 - m).add_(unbiased.to(rvar.dtype), alpha=m)
-        return y.to(x.dtype)
+        return _sync_bn_forward(self, x, 4, "SyncBatchNorm2d")
+
+
+class SyncBatchNorm1d(nn.BatchNorm1d):
+    """:class:`SyncBatchNorm2d` for [N, C] inputs (the box head's
+    ``box_head_norm="bn"``): the global batch's statistics over all ranks in
+    training, plain BatchNorm1d otherwise."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and _active()):
+            return super().forward(x)
+        return _sync_bn_forward(self, x, 2, "SyncBatchNorm1d")
 
 
 def convert_sync_batchnorm(model: nn.Module) -> int:
-    """Turns every ``nn.BatchNorm2d`` of ``model`` into :class:`SyncBatchNorm2d`
-    in place (same parameters, buffers and state_dict keys); returns how many.
-    Call it before wrapping the model in DistributedDataParallel."""
+    """Turns every ``nn.BatchNorm2d`` / ``nn.BatchNorm1d`` of ``model`` into
+    :class:`SyncBatchNorm2d` / :class:`SyncBatchNorm1d` in place (same
+    parameters, buffers and state_dict keys); returns how many. Call it before
+    wrapping the model in DistributedDataParallel."""
     n = 0
     for m in model.modules():
         if type(m) is nn.BatchNorm2d:
             m.__class__ = SyncBatchNorm2d
+            n += 1
+        elif type(m) is nn.BatchNorm1d:
+            m.__class__ = SyncBatchNorm1d
             n += 1
     return n

@@ -75,6 +75,13 @@ class ModelConfig:
       box_batch_size_per_image: sampled RoIs per image (FPN 512, C4 64).
       box_positive_fraction: 0.25 (1:3). box_fg_iou / box_bg_iou: 0.5.
       box_reg_weights: (10, 10, 5, 5).
+      box_head_dim: width of the FPN box head's two fc layers (the paper's 1024).
+      box_head_norm: "none" (the paper's and torchvision's head) | "bn" |
+        "gn": a normalisation between each fc layer of the FPN box head and
+        its ReLU (BatchNorm over the step's sampled RoIs, or GroupNorm). For
+        training from scratch: the demo's R18-FPN reaches a higher box and
+        mask AP in the same iterations with "bn". C4 (res5 head) has no fc
+        layers and needs "none".
       mask_head: "fcn" (4 x conv3x3 + deconv) | "mlp" (fc1024-fc1024-fc m^2).
       mask_head_dim: width of the mask head (conv channels / fc units);
         None = the paper's (FCN 256, MLP 1024).
@@ -135,6 +142,7 @@ class ModelConfig:
     box_bg_iou: float = 0.5
     box_reg_weights: Tuple[float, float, float, float] = (10.0, 10.0, 5.0, 5.0)
     box_head_dim: int = 1024
+    box_head_norm: str = "none"
 
     masks: bool = True
     mask_head: str = "fcn"
@@ -169,6 +177,12 @@ class ModelConfig:
             raise ValueError(f"ModelConfig: arch must be 'fpn' or 'c4', got {self.arch!r}")
         if self.pooler not in ("roi_align", "roi_pool", "roi_warp"):
             raise ValueError(f"ModelConfig: pooler must be 'roi_align', 'roi_pool' or 'roi_warp', got {self.pooler!r}")
+        if self.box_head_norm not in ("none", "bn", "gn"):
+            raise ValueError(f"ModelConfig: box_head_norm must be 'none', 'bn' or 'gn', got {self.box_head_norm!r}")
+        if self.arch == "c4" and self.box_head_norm != "none":
+            raise ValueError(
+                "ModelConfig: box_head_norm applies to the FPN box head's fc layers; C4's res5 head takes cfg.norm"
+            )
         if self.mask_head not in ("fcn", "mlp"):
             raise ValueError(f"ModelConfig: mask_head must be 'fcn' or 'mlp', got {self.mask_head!r}")
         if int(self.keypoint_head_dim) < 1:

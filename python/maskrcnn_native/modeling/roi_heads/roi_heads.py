@@ -103,7 +103,7 @@ class RoIHeads(nn.Module):
 
     def _build_box_head(self, cfg, in_channels: int) -> Union[TwoMLPHead, Res5Head]:
         r = self.box_pooler_resolution
-        return TwoMLPHead(in_channels * r * r, cfg.box_head_dim)
+        return TwoMLPHead(in_channels * r * r, cfg.box_head_dim, cfg.box_head_norm)
 
     def _build_mask_head(self, cfg, in_channels: int) -> nn.Module:
         k = 1 if cfg.class_agnostic_masks else cfg.num_classes
