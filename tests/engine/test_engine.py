@@ -358,3 +358,37 @@ def test_adaptive_threads_follow_the_load(tmp_path, monkeypatch, caplog):
     finally:
         torch.set_num_threads(t0)
         mn.set_num_threads(n0)
+
+
+class _RandomItems(torch.utils.data.Dataset):
+    """Items drawn from torch's, numpy's and python's global generators."""
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        return torch.rand(3), np.random.rand(2), random.random()
+
+
+def test_seeded_dataset_items_match_manual_seed_and_leave_rngs_alone():
+    from maskrcnn_native.engine.sampler import SeededDataset
+
+    ds = _RandomItems()
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    got = SeededDataset(ds)[(2, 77)]
+    assert torch.equal(torch.get_rng_state(), before)  # main process: training RNG untouched
+    torch.manual_seed(77)
+    np.random.seed(77)
+    random.seed(77)
+    want = ds[2]
+    assert torch.equal(got[0], want[0]) and np.array_equal(got[1], want[1]) and got[2] == want[2]
+
+
+def test_model_rng_seeding_on_cpu_equals_torch_manual_seed():
+    from maskrcnn_native.engine.trainer import _seed_model_rng
+
+    _seed_model_rng(2024, torch.device("cpu"))
+    a = torch.rand(5)
+    torch.manual_seed(2024)
+    assert torch.equal(a, torch.rand(5))

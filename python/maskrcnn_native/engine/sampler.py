@@ -136,7 +136,10 @@ class SeededDataset(Dataset):
         in_main = get_worker_info() is None
         if in_main:
             saved = (torch.get_rng_state(), np.random.get_state(), random.getstate())
-        torch.manual_seed(seed)
+        # the CPU generator only (what a dataset's transforms draw from; the
+        # state restored below is the CPU one too): torch.manual_seed would also
+        # queue CUDA seeding with a formatted stack, ~0.15 ms per item
+        torch.default_generator.manual_seed(seed)
         np.random.seed(seed & 0xFFFFFFFF)
         random.seed(seed)
         try:

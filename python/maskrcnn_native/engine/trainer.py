@@ -534,6 +534,18 @@ def _update_threads(governor) -> None:
         )
 
 
+def _seed_model_rng(seed: int, device: torch.device) -> None:
+    """Seeds the generator the model's sampling draws from: torch.manual_seed
+    where the model runs on an accelerator (it seeds every device), else only
+    the CPU generator, with the same result on the CPU: on a CUDA build of
+    torch with no GPU initialised, torch.manual_seed queues the CUDA seeding
+    with a formatted Python stack, 146 us a call against 1.3 us (AMD EPYC Zen 4)."""
+    if device.type == "cpu":
+        torch.default_generator.manual_seed(seed)
+    else:
+        torch.manual_seed(seed)
+
+
 def _step(run: _Run, ddp_model: torch.nn.Module, data_iter, it: int, lr: float):
     """One optimizer update over grad_accum_steps micro-batches -> (the mean
     loss terms of the global batch, seconds spent waiting for data)."""
@@ -546,7 +558,7 @@ def _step(run: _Run, ddp_model: torch.nn.Module, data_iter, it: int, lr: float):
         images, targets = _to_device(images, targets, info.device)
         data_time += time.perf_counter() - t0
         slot = micro * info.world_size + info.rank
-        torch.manual_seed(derive_seed(cfg.seed, _MODEL_STREAM, it, slot))
+        _seed_model_rng(derive_seed(cfg.seed, _MODEL_STREAM, it, slot), info.device)
         sync = info.world_size == 1 or micro == s.grad_accum_steps - 1
         ctx = contextlib.nullcontext() if sync else ddp_model.no_sync()  # type: ignore[operator]
         with ctx:
