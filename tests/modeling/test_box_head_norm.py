@@ -130,3 +130,50 @@ def test_export_matches_predict(norm, monkeypatch):
     assert len(want) > 0
     assert torch.equal(boxes, want.boxes) and torch.equal(scores, want.scores) and torch.equal(labels, want.labels)
     assert torch.equal(masks, want.masks)
+
+
+@pytest.mark.parametrize("norm", ["none", "bn", "gn"])
+@pytest.mark.parametrize("rois", [0, 1, 37])
+def test_channels_last_inference_flattens_in_place(norm, rois):
+    """At inference a channels_last [R, C, S, S] input is read as [R, S*S*C] rows against
+    fc6's weight reordered to (S, S, C): the same function as flattening an NCHW copy
+    (float64: equal to rounding; float32: within the summation-order difference)."""
+    from maskrcnn_native.modeling.roi_heads import heads
+
+    torch.manual_seed(1)
+    # float32: a 784-term dot product summed in another order (~1e-6 relative),
+    # which GroupNorm over 2-channel groups amplifies up to ~5e-5
+    for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 2e-4)):
+        head = TwoMLPHead(16 * 7 * 7, 64, norm=norm).to(dtype).eval()  # GN: 2 channels a group
+        x = torch.randn(rois, 16, 7, 7, dtype=dtype)
+        xcl = x.contiguous(memory_format=torch.channels_last)
+        with torch.no_grad():
+            if rois > 1:
+                assert heads._channels_last_inference(xcl)
+            want = _flatten_reference(head, x)
+            got = head(xcl)
+            assert got.shape == (rois, 64)
+            torch.testing.assert_close(got, want, rtol=tol, atol=tol)
+            head.fc6.weight.mul_(-1)  # an in-place update must not reuse the reordered copy
+            torch.testing.assert_close(head(xcl), _flatten_reference(head, x), rtol=tol, atol=tol)
+
+
+def _flatten_reference(head: TwoMLPHead, x: torch.Tensor) -> torch.Tensor:
+    """fc -> (norm) -> ReLU twice on the NCHW flattening, norms in eval mode."""
+    y = x.contiguous().flatten(1)
+    for fc, norm in ((head.fc6, head.bn6), (head.fc7, head.bn7)):
+        y = torch.nn.functional.linear(y, fc.weight, fc.bias)
+        y = torch.relu(y if norm is None else norm(y))
+    return y
+
+
+def test_channels_last_flatten_only_without_autograd():
+    """Training (autograd on) flattens as before, so gradients and the training
+    trajectory are unchanged; NCHW inputs at inference too."""
+    from maskrcnn_native.modeling.roi_heads import heads
+
+    xcl = torch.randn(4, 8, 7, 7).contiguous(memory_format=torch.channels_last)
+    assert not heads._channels_last_inference(xcl)  # grad mode is on here
+    with torch.no_grad():
+        assert heads._channels_last_inference(xcl)
+        assert not heads._channels_last_inference(xcl.contiguous())

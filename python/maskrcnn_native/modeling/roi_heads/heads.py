@@ -39,7 +39,10 @@ def make_head_norm(norm: str, dim: int) -> Optional[nn.Module]:
 
 
 def _fc_norm_relu(x: Tensor, fc: nn.Linear, norm: Optional[nn.Module]) -> Tensor:
-    y = fc(x)
+    return _norm_relu(fc(x), norm)
+
+
+def _norm_relu(y: Tensor, norm: Optional[nn.Module]) -> Tensor:
     if norm is None:
         return F.relu_(y)
     if isinstance(norm, nn.BatchNorm1d) and (not norm.training or y.shape[0] < 2):
@@ -81,7 +84,48 @@ class TwoMLPHead(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """x Tensor[R, C, S, S] -> Tensor[R, dim]."""
+        if _channels_last_inference(x):
+            # flatten channels_last RoI features as they lie, [R, S*S*C], against
+            # fc6's weight reordered to (S, S, C) once: no [R, C*S*S] copy of the
+            # pooled features (R50 at inference: 1000 x 12544 floats, ~25 ms);
+            # the same products, summed in another order
+            rows = x.permute(0, 2, 3, 1).reshape(x.shape[0], x.shape[1] * x.shape[2] * x.shape[3])
+            y = F.linear(rows, _hwc_weight(self.fc6, x), self.fc6.bias)
+            return _fc_norm_relu(_norm_relu(y, self.bn6), self.fc7, self.bn7)
         return _fc_norm_relu(_fc_norm_relu(x.flatten(1), self.fc6, self.bn6), self.fc7, self.bn7)
+
+
+def _channels_last_inference(x: Tensor) -> bool:
+    """Inference (no autograd) on a 4-d channels_last tensor, told from its strides
+    (static under torch.export even where the RoI count is data-dependent), so eager
+    predict and an exported graph take the same path."""
+    if torch.is_grad_enabled() or x.dim() != 4 or torch.jit.is_scripting():
+        return False
+    c, h, w = x.shape[1], x.shape[2], x.shape[3]
+    # stride(0) is not checked: permute(0, 2, 3, 1) then walks each RoI's (h, w, c)
+    # with unit stride, and reshape views (or copies where it must)
+    return c > 1 and h * w > 1 and x.stride(1) == 1 and x.stride(3) == c and x.stride(2) == w * c
+
+
+def _hwc_weight(fc: nn.Linear, x: Tensor) -> Tensor:
+    """``fc.weight`` [D, C*S*S] with its columns in (S, S, C) order for input x [R, C, S, S];
+    cached on ``fc`` until the weight changes (data pointer, version) or the shape does.
+    Traced (fake) weights have no data pointer: torch.export / torch.compile reorder
+    in the graph, with the same result."""
+    c, s1, s2 = x.shape[1], x.shape[2], x.shape[3]
+    w = fc.weight
+
+    def reorder() -> Tensor:
+        return w.detach().view(w.shape[0], c, s1, s2).permute(0, 2, 3, 1).reshape(w.shape[0], -1).contiguous()
+
+    if torch.compiler.is_compiling():
+        return reorder()
+    key = (w.data_ptr(), w._version, w.dtype, c, s1, s2)
+    cache = getattr(fc, "_mn_hwc", None)
+    if cache is None or cache[0] != key:
+        cache = (key, reorder())
+        object.__setattr__(fc, "_mn_hwc", cache)  # plain attribute: never saved
+    return cache[1]
 
 
 class Res5Head(nn.Module):

