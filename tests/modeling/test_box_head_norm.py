@@ -177,3 +177,24 @@ def test_channels_last_flatten_only_without_autograd():
     with torch.no_grad():
         assert heads._channels_last_inference(xcl)
         assert not heads._channels_last_inference(xcl.contiguous())
+
+
+@pytest.mark.parametrize("dim", [2, 16, 32, 64, 1024])
+def test_group_norm_head_keeps_two_channels_a_group(dim):
+    """GroupNorm on [R, dim] has no spatial extent: a group of one channel would
+    normalise one number to zero (the head's output would not depend on its input)
+    and refuse a single RoI. Groups keep at least 2 channels; 32 groups from dim 64 up."""
+    from maskrcnn_native.modeling.roi_heads.heads import make_head_norm
+
+    gn = make_head_norm("gn", dim)
+    assert isinstance(gn, nn.GroupNorm)
+    assert dim % gn.num_groups == 0 and dim // gn.num_groups >= 2
+    if dim >= 64:
+        assert gn.num_groups == 32
+    torch.manual_seed(0)
+    head = TwoMLPHead(4 * 7 * 7, dim, norm="gn").eval()
+    with torch.no_grad():
+        a, b = head(torch.randn(1, 4, 7, 7)), head(torch.randn(1, 4, 7, 7))
+    assert a.shape == (1, dim)
+    if dim >= 16:  # (with 2 outputs a random pair can share its sign pattern)
+        assert not torch.equal(a, b)

@@ -25,14 +25,17 @@ def make_head_norm(norm: str, dim: int) -> Optional[nn.Module]:
     None for "none", ``nn.BatchNorm1d`` for "bn" (statistics over the step's
     sampled RoIs in training, running statistics at inference; synchronised
     across ranks by ``engine.distributed.convert_sync_batchnorm``), and
-    ``nn.GroupNorm`` with 32 groups (fewer when ``dim`` is small) for "gn"."""
+    ``nn.GroupNorm`` with 32 groups (fewer when ``dim`` is small) for "gn", at
+    least 2 channels a group: the input has no spatial extent, so a group of one
+    channel would normalise a single number (the output would be the shift
+    alone, whatever the input, and a batch of one RoI would raise)."""
     if norm == "none":
         return None
     if norm == "bn":
         return nn.BatchNorm1d(dim)
     if norm == "gn":
         groups = 32
-        while dim % groups:
+        while groups > 1 and (dim % groups or dim // groups < 2):
             groups //= 2
         return nn.GroupNorm(groups, dim)
     raise ValueError(f"box head norm must be one of {HEAD_NORMS}, got {norm!r}")
