@@ -144,6 +144,16 @@ def test_grid_anchors_cache_returns_independent_copies():
     assert torch.equal(ops.multilevel_grid_anchors(cells, [(4, 4), (2, 2)], [8, 16]), keep)
 
 
+@pytest.mark.parametrize("offset", [float("inf"), float("-inf"), float("nan")])
+def test_multilevel_grid_anchors_names_itself_for_a_bad_offset(offset):
+    """Found by the fuzz suite: the per-level kernel's check said "grid_anchors: ..."."""
+    cells = [torch.zeros(0, 4, dtype=torch.float64)] * 3
+    with pytest.raises(ValueError, match=r"^multilevel_grid_anchors: offset must be finite"):
+        ops.multilevel_grid_anchors(cells, [0, 0, 0], [(4, 16)] * 3, offset=offset)
+    with pytest.raises(ValueError, match=r"^multilevel_grid_anchors: offset must be finite"):
+        torch.ops.maskrcnn_native.multilevel_grid_anchors(cells, [0, 0] * 3, [4.0, 16.0] * 3, offset, False)
+
+
 def test_grid_anchors_errors():
     cell = ops.cell_anchors((32,), RATIOS)
     with pytest.raises(ValueError, match=r"grid_anchors: grid_size must be non-negative, got \(-1, 4\)"):

@@ -223,6 +223,8 @@ def _multilevel_op(
             f"multilevel_grid_anchors: need one grid size and one stride per level, got "
             f"{n} cell anchor sets, {len(grid_sizes) // 2} grid sizes, {len(strides) // 2} strides"
         )
+    if not math.isfinite(offset):  # the per-level kernel's own check would name grid_anchors
+        raise ShapeError(f"multilevel_grid_anchors: offset must be finite, got {offset}")
     for i, c in enumerate(cells):
         if c.dtype != cells[0].dtype:
             raise TypeError(
