@@ -37,6 +37,7 @@ from typing import Any, Callable, Dict, List, Optional
 import numpy as np
 import torch
 
+from .._malloc import reuse_freed_memory
 from ..data.transforms import collate
 from ..structures import image_to_float
 from . import checkpoint as ckpt
@@ -486,26 +487,28 @@ def _loop(run: _Run):
     data_iter = iter(loader)
     iteration = run.start_iter
     try:
-        for it in range(run.start_iter, s.max_iter):
-            if governor is not None:
-                _update_threads(governor)
-            lr = run.scheduler.apply(it)
-            step_losses, data_time = _step(run, ddp_model, data_iter, it, lr)
-            iteration = it + 1
-            logger.add(iteration, lr, step_losses, data_time)
-            if iteration % cfg.checkpoint_period == 0 or iteration == s.max_iter:
-                _save(
-                    cfg,
-                    info,
-                    run.out,
-                    run.model,
-                    run.optimizer,
-                    run.scheduler,
-                    run.scaler,
-                    iteration,
-                    order,
-                    batch_sampler,
-                )
+        # freed activations stay mapped between steps (see _malloc)
+        with reuse_freed_memory():
+            for it in range(run.start_iter, s.max_iter):
+                if governor is not None:
+                    _update_threads(governor)
+                lr = run.scheduler.apply(it)
+                step_losses, data_time = _step(run, ddp_model, data_iter, it, lr)
+                iteration = it + 1
+                logger.add(iteration, lr, step_losses, data_time)
+                if iteration % cfg.checkpoint_period == 0 or iteration == s.max_iter:
+                    _save(
+                        cfg,
+                        info,
+                        run.out,
+                        run.model,
+                        run.optimizer,
+                        run.scheduler,
+                        run.scaler,
+                        iteration,
+                        order,
+                        batch_sampler,
+                    )
     finally:
         if bar is not None:
             bar.close()

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..._malloc import reuse_freed_memory
 from ...structures import Detections, Instances, MaskField, image_to_float
 from ...weights.state_dict import load_checked
 from ...weights.torchvision import from_torchvision
@@ -95,7 +96,7 @@ class MaskRCNN(nn.Module):
             _, roi_losses = self.roi_heads(feats, proposals, batch.image_sizes, tg)
             losses.update(roi_losses)
             return losses
-        with torch.inference_mode():
+        with torch.inference_mode(), reuse_freed_memory():
             return self._infer(list(images))
 
     def _infer(
@@ -246,7 +247,7 @@ class Model(MaskRCNN):
         self.eval()
         try:
             out: List[Detections] = []
-            with torch.inference_mode(), amp:
+            with torch.inference_mode(), amp, reuse_freed_memory():
                 for s in range(0, len(images), batch_size):
                     chunk = [_to_tensor(im) for im in images[s : s + batch_size]]
                     out.extend(
