@@ -16,6 +16,8 @@ void register_common(py::module_& m) {
     set_num_threads(n);
   }, py::arg("n"));
   m.def("get_num_threads", &get_num_threads);
+  m.def("_set_host_openmp", &set_host_openmp, py::arg("allowed"));
+  m.def("_host_openmp_active", &host_openmp_active);
   m.def("build_info", [] {
     py::dict d;
     d["compiler"] = MN_BUILD_COMPILER;
