@@ -194,24 +194,18 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain,
   }
   // Several chunks per thread so uneven items (RoIs of different sizes) balance.
   const int64_t nchunks = std::min<int64_t>(max_chunks, int64_t(threads) * 4);
-  if (GompParallel gomp = host_openmp()) {
-    Job job;
-    job.fn = &fn;
-    job.begin = begin;
-    job.end = end;
-    job.chunk = (n + nchunks - 1) / nchunks;
-    job.nchunks = (n + job.chunk - 1) / job.chunk;
-    // Returns after every team thread finished (the region's closing barrier).
-    gomp(&run_job_on_team_thread, &job, static_cast<unsigned>(std::min<int64_t>(threads, job.nchunks)), 0);
-    if (job.error) std::rethrow_exception(job.error);
-    return;
-  }
   auto job = std::make_shared<Job>();
   job->fn = &fn;
   job->begin = begin;
   job->end = end;
   job->chunk = (n + nchunks - 1) / nchunks;
   job->nchunks = (n + job->chunk - 1) / job->chunk;
+  if (GompParallel gomp = host_openmp()) {
+    // Returns after every team thread finished (the region's closing barrier).
+    gomp(&run_job_on_team_thread, job.get(), static_cast<unsigned>(std::min<int64_t>(threads, job->nchunks)), 0);
+    if (job->error) std::rethrow_exception(job->error);
+    return;
+  }
   pool().submit(job, static_cast<int>(std::min<int64_t>(threads - 1, job->nchunks - 1)));
   t_inside_pool_task = true;
   job->work();
