@@ -10,25 +10,15 @@ step and the top ops by self CPU time (a Markdown table for benchmarks/README.md
 from __future__ import annotations
 
 import argparse
-import platform
-import subprocess
 import time
 
 import maskrcnn_native as mn  # first: sets the OpenMP wait policy before torch loads
 import torch
+from maskrcnn_native._machine import describe_machine
 from maskrcnn_native.cli import demo_config
 from maskrcnn_native.data.transforms import collate
 from maskrcnn_native.engine.solver import build_optimizer
 from maskrcnn_native.engine.trainer import _to_device, build_datasets, build_model
-
-
-def cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
-        return f"{fields['Model name'].strip()} (family {fields['CPU family'].strip()}, model {fields['Model'].strip()})"
-    except Exception:
-        return platform.processor()
 
 
 def main() -> None:
@@ -85,7 +75,7 @@ def main() -> None:
             for i in range(a.steps):
                 step(a.warmup + i)
     wall = (time.perf_counter() - t0) / a.steps
-    print(f"CPU: {cpu_name()}; torch {torch.__version__}; threads {torch.get_num_threads()}")
+    print(f"CPU: {describe_machine()}; torch {torch.__version__}")
     print(f"{'' if a.no_profile else 'profiled '}step: {wall:.3f} s (mean of {a.steps})")
     if prof is None:
         return

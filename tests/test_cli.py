@@ -86,6 +86,9 @@ def test_demo_writes_metrics_picture_and_loadable_model(demo_dir):
     m = json.loads((demo_dir / "metrics.json").read_text())
     for k in ("bbox_AP", "segm_AP", "segm_AP50"):
         assert k in m and (m[k] is None or 0.0 <= m[k] <= 1.0)
+    # every timing names its CPU: the wall time and the machine it was measured on
+    assert m["wall_seconds"] > 0
+    assert m["machine"]["cpu"] and m["machine"]["threads"] >= 1
     assert (demo_dir / "predictions.png").stat().st_size > 0
     assert (demo_dir / "metrics.jsonl").exists() and (demo_dir / "config.yaml").exists()
     model = mn.Model.load(demo_dir / "model.safetensors")

@@ -278,6 +278,9 @@ def cmd_demo(a: argparse.Namespace) -> int:
         f"{cfg.data.eval_num_images} held-out images (seed {cfg.data.eval_seed}) -> {out}",
         flush=True,
     )
+    from ._machine import describe_machine, machine_info
+
+    machine = machine_info()  # before training: the thread count it starts with
     result = train(cfg)
     _plot_losses(out)
     metrics = dict(result.metrics or {})
@@ -292,10 +295,11 @@ def cmd_demo(a: argparse.Namespace) -> int:
     wall = time.perf_counter() - t0
     summary = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
     summary["wall_seconds"] = round(wall, 1)
-    # metrics.json: the COCO metrics (written by evaluation) plus wall time
+    # metrics.json: the COCO metrics (written by evaluation) plus wall time and the CPU it took
     mpath = out / "metrics.json"
     full = json.loads(mpath.read_text()) if mpath.exists() else {}
     full.update({k: (None if isinstance(v, float) and v != v else v) for k, v in summary.items()})
+    full["machine"] = machine
     mpath.write_text(json.dumps(full, indent=2))
     print("\nheld-out COCO metrics (fractions):")
     print(_fmt_metrics(metrics))
@@ -303,7 +307,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
     if table:
         print("\nper-class AP:\n" + table)
     print(f"\nwrote {out / 'metrics.json'}, {out / 'predictions.png'}, {out / 'model.safetensors'}")
-    print(f"demo finished in {wall:.0f} s")
+    print(f"demo finished in {wall:.0f} s on {describe_machine(machine)}")
     return 0
 
 
