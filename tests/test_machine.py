@@ -1,7 +1,10 @@
 """The CPU description that the demo and the benchmarks attach to their timings."""
 
 import json
+import os
+import platform
 
+import pytest
 from maskrcnn_native._machine import describe_machine, machine_info
 
 ZEN3 = """processor\t: 0
@@ -53,3 +56,19 @@ def test_this_machine():
     i = machine_info()
     assert i["threads"] >= 1 and i["logical_cpus"] >= 1
     assert isinstance(i["torch_cpu_capability"], str) and i["torch_cpu_capability"]
+
+
+@pytest.mark.skipif(
+    platform.machine() not in ("x86_64", "AMD64") or not os.path.exists("/proc/cpuinfo") or "QEMU_CPU" in os.environ,
+    reason="CPUID vs /proc/cpuinfo: x86 Linux, not under QEMU (whose /proc/cpuinfo is the host's)",
+)
+def test_cpuid_agrees_with_proc_cpuinfo():
+    from maskrcnn_native import _C
+
+    cpuid = _C._cpu_features()
+    with open("/proc/cpuinfo") as f:
+        proc = machine_info(f.read())
+    assert (cpuid["family"], cpuid["model"]) == (proc["cpu_family"], proc["cpu_model"])
+    for flag in ("fma", "avx2", "avx512f", "avx512_bf16", "amx_tile"):
+        assert cpuid[flag] == (flag in proc["simd"]), flag
+    assert machine_info()["simd"] == proc["simd"]

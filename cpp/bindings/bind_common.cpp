@@ -1,14 +1,68 @@
 // Threads, build information and a DLPack probe used by the tests.
 #include <pybind11/stl.h>
 
+#include <string>
+
 #include "bindings/register.h"
 #include "common/checks.h"
 #include "common/cuda_runtime.h"
 #include "common/parallel.h"
 
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#define MN_HAVE_CPUID 1
+#endif
+
 namespace py = pybind11;
 
 namespace mn {
+
+namespace {
+
+// What CPUID says (x86 with GCC/Clang; an empty dict elsewhere): the CPU the
+// native target_clones dispatch on, which under an emulator (QEMU's CPU models)
+// is not the one /proc/cpuinfo describes. family/model as lscpu prints them.
+py::dict cpu_features() {
+  py::dict d;
+#ifdef MN_HAVE_CPUID
+  unsigned a = 0, b = 0, c = 0, e = 0;
+  if (__get_cpuid(1, &a, &b, &c, &e)) {
+    unsigned family = (a >> 8) & 0xf, model = (a >> 4) & 0xf;
+    if (family == 0xf) family += (a >> 20) & 0xff;
+    if (family == 0x6 || family >= 0xf) model |= ((a >> 16) & 0xf) << 4;
+    d["family"] = family;
+    d["model"] = model;
+    d["fma"] = static_cast<bool>(c & (1u << 12));
+  }
+  if (__get_cpuid_max(0, nullptr) >= 7) {
+    __cpuid_count(7, 0, a, b, c, e);
+    const unsigned max_subleaf = a;
+    d["avx2"] = static_cast<bool>(b & (1u << 5));
+    d["avx512f"] = static_cast<bool>(b & (1u << 16));
+    d["amx_bf16"] = static_cast<bool>(e & (1u << 22));
+    d["avx512_fp16"] = static_cast<bool>(e & (1u << 23));
+    d["amx_tile"] = static_cast<bool>(e & (1u << 24));
+    bool bf16 = false;
+    if (max_subleaf >= 1) {
+      __cpuid_count(7, 1, a, b, c, e);
+      bf16 = a & (1u << 5);
+    }
+    d["avx512_bf16"] = bf16;
+  }
+  if (__get_cpuid_max(0x80000000u, nullptr) >= 0x80000004u) {
+    unsigned r[12];
+    for (unsigned i = 0; i < 3; ++i) __get_cpuid(0x80000002u + i, &r[4 * i], &r[4 * i + 1], &r[4 * i + 2], &r[4 * i + 3]);
+    std::string brand(reinterpret_cast<const char*>(r), sizeof(r));
+    brand = brand.substr(0, brand.find('\0'));
+    const auto first = brand.find_first_not_of(' ');
+    const auto last = brand.find_last_not_of(' ');
+    d["brand"] = first == std::string::npos ? std::string() : brand.substr(first, last - first + 1);
+  }
+#endif
+  return d;
+}
+
+}  // namespace
 
 void register_common(py::module_& m) {
   m.def("set_num_threads", [](int n) {
@@ -18,6 +72,7 @@ void register_common(py::module_& m) {
   m.def("get_num_threads", &get_num_threads);
   m.def("_set_host_openmp", &set_host_openmp, py::arg("allowed"));
   m.def("_host_openmp_active", &host_openmp_active);
+  m.def("_cpu_features", &cpu_features);
   m.def("build_info", [] {
     py::dict d;
     d["compiler"] = MN_BUILD_COMPILER;

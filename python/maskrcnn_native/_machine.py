@@ -40,15 +40,26 @@ def machine_info(cpuinfo: Optional[str] = None) -> Dict[str, Any]:
     kernels torch chose, e.g. "AVX2" even on an AVX-512 CPU when
     ``ATEN_CPU_CAPABILITY=avx2``), ``onednn_max_isa`` (``ONEDNN_MAX_CPU_ISA`` when
     set), ``logical_cpus`` and ``threads`` (torch's intra-op threads).
-    ``cpuinfo``: a /proc/cpuinfo text to describe instead of this machine's."""
+    On x86 the CPU's own CPUID answers (what the native core dispatches on);
+    /proc/cpuinfo elsewhere. ``cpuinfo``: a /proc/cpuinfo text to describe
+    instead of this machine's."""
+    cpuid: Dict[str, Any] = {}
     if cpuinfo is None:
+        # CPUID as the native core reads it (x86): under an emulator such as QEMU's
+        # CPU models /proc/cpuinfo still describes the host
+        try:
+            from . import _C
+
+            cpuid = dict(_C._cpu_features())
+        except Exception:  # no extension (a docs build) or no binding
+            cpuid = {}
         try:
             with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
                 cpuinfo = f.read()
         except OSError:
             cpuinfo = ""
     fields = _parse_cpuinfo(cpuinfo)
-    flags = set(fields.get("flags", "").split())
+    flags = {f for f in _SIMD if cpuid.get(f)} if cpuid else set(fields.get("flags", "").split())
 
     def _int(key: str) -> Optional[int]:
         try:
@@ -57,9 +68,9 @@ def machine_info(cpuinfo: Optional[str] = None) -> Dict[str, Any]:
             return None
 
     info: Dict[str, Any] = {
-        "cpu": fields.get("model name") or platform.processor() or platform.machine(),
-        "cpu_family": _int("cpu family"),
-        "cpu_model": _int("model"),
+        "cpu": cpuid.get("brand") or fields.get("model name") or platform.processor() or platform.machine(),
+        "cpu_family": cpuid.get("family", _int("cpu family")),
+        "cpu_model": cpuid.get("model", _int("model")),
         "simd": [f for f in _SIMD if f in flags],
         "torch_cpu_capability": None,
         "onednn_max_isa": os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA"),
