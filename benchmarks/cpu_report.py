@@ -4,7 +4,7 @@ for benchmarks/README.md (one table per CPU kind).
     PYTHONPATH=python python benchmarks/cpu_report.py [--out DIR] [--skip demo share ...]
 
 Runs one after another, each in fresh processes, nothing else in parallel (so run it
-on an idle machine; the report records the load average before and after):
+on an idle machine; the report records how busy the CPUs were just before and after):
 
 - ``demo``: ``maskrcnn-native demo`` with all defaults: its own timer, the
   median training step and the held-out segm / bbox AP (target: <= 360 s, AP >= 0.60).
@@ -17,7 +17,7 @@ on an idle machine; the report records the load average before and after):
 - ``solo``: M1 with each library in its own process (``solo_inference.py``),
   ``--pairs`` alternating pairs: how a user runs one or the other.
 
-About 15 minutes on the 2-core AMD EPYC Zen 4, longer on the Zen 3. Set
+About 10 minutes (570 s) on the 2-core AMD EPYC Zen 4, longer on the Zen 3. Set
 ``ONEDNN_MAX_CPU_ISA`` etc. in the environment to measure held kernels; the
 header names the CPU and the kernels torch chose.
 """
@@ -50,9 +50,20 @@ def _run(cmd: List[str], log: Path, env: Dict[str, str]) -> str:
     return p.stdout
 
 
-def _loadavg() -> str:
+def _busy(seconds: float = 3.0) -> str:
+    """Share of all CPUs' time that was busy over the next ``seconds`` (/proc/stat):
+    the idle check, which a load average, lagging by minutes, is not."""
+
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]  # total, idle + iowait
+
     try:
-        return " / ".join(Path("/proc/loadavg").read_text().split()[:3])
+        t0, i0 = sample()
+        time.sleep(seconds)
+        t1, i1 = sample()
+        return f"{100.0 * (1 - (i1 - i0) / max(t1 - t0, 1)):.0f}% busy over {seconds:.0f} s"
     except OSError:
         return "unknown"
 
@@ -112,7 +123,7 @@ def _solo(out: Path, env: Dict[str, str], pairs: int) -> List[str]:
             res[who].append(float(line.split()[2]))
     ratios = [t / o for t, o in zip(res["tv"], res["ours"])]
     return [
-        "| M1 one process per library (`WHO=tv|ours python benchmarks/solo_inference.py`, alternating) "
+        "| M1 one process per library (`WHO=tv` / `WHO=ours python benchmarks/solo_inference.py`, alternating) "
         "| target | ours | torchvision | ratio per pair |",
         "|---|---|---|---|---|",
         "| R50-FPN inference 1x800x1216, median of 5 calls | >= 2.0x | "
@@ -142,13 +153,12 @@ def main() -> None:
         ).stdout.strip()
     except OSError:
         rev = "?"
-    load0 = _loadavg()
+    busy0 = _busy()
     t0 = time.perf_counter()
     lines = [
         f"### {describe_machine()}",
         "",
-        f"`python benchmarks/cpu_report.py` at {rev}, {time.strftime('%Y-%m-%d %H:%M %Z')}; "
-        f"load average before {load0}.",
+        f"`python benchmarks/cpu_report.py` at {rev}, {time.strftime('%Y-%m-%d %H:%M %Z')}; CPUs {busy0} before.",
         "",
     ]
     for part in PARTS:
@@ -164,7 +174,7 @@ def main() -> None:
         else:
             lines += _solo(out, env, a.pairs)
         lines.append("")
-    lines.append(f"Load average after: {_loadavg()}; {time.perf_counter() - t0:.0f} s in all.")
+    lines.append(f"CPUs {_busy()} after; {time.perf_counter() - t0:.0f} s in all.")
     report = "\n".join(lines) + "\n"
     (out / "report.md").write_text(report)
     print("\n" + report)
