@@ -22,30 +22,40 @@ namespace {
 // What CPUID says (x86 with GCC/Clang; an empty dict elsewhere): the CPU the
 // native target_clones dispatch on, which under an emulator (QEMU's CPU models)
 // is not the one /proc/cpuinfo describes. family/model as lscpu prints them.
+// A feature counts only when the OS also saves its registers (XCR0), as for
+// GCC's __builtin_cpu_supports, which the target_clones resolvers call.
 py::dict cpu_features() {
   py::dict d;
 #ifdef MN_HAVE_CPUID
   unsigned a = 0, b = 0, c = 0, e = 0;
+  bool avx_os = false, avx512_os = false, amx_os = false;
   if (__get_cpuid(1, &a, &b, &c, &e)) {
     unsigned family = (a >> 8) & 0xf, model = (a >> 4) & 0xf;
     if (family == 0xf) family += (a >> 20) & 0xff;
     if (family == 0x6 || family >= 0xf) model |= ((a >> 16) & 0xf) << 4;
     d["family"] = family;
     d["model"] = model;
-    d["fma"] = static_cast<bool>(c & (1u << 12));
+    if (c & (1u << 27)) {  // OSXSAVE: XGETBV may be executed
+      unsigned lo = 0, hi = 0;
+      __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+      avx_os = (lo & 0x6u) == 0x6u;                       // SSE + AVX state
+      avx512_os = avx_os && (lo & 0xe0u) == 0xe0u;         // opmask, ZMM_Hi256, Hi16_ZMM
+      amx_os = (lo & (0x3u << 17)) == (0x3u << 17);        // XTILECFG, XTILEDATA
+    }
+    d["fma"] = avx_os && (c & (1u << 12));
   }
   if (__get_cpuid_max(0, nullptr) >= 7) {
     __cpuid_count(7, 0, a, b, c, e);
     const unsigned max_subleaf = a;
-    d["avx2"] = static_cast<bool>(b & (1u << 5));
-    d["avx512f"] = static_cast<bool>(b & (1u << 16));
-    d["amx_bf16"] = static_cast<bool>(e & (1u << 22));
-    d["avx512_fp16"] = static_cast<bool>(e & (1u << 23));
-    d["amx_tile"] = static_cast<bool>(e & (1u << 24));
+    d["avx2"] = avx_os && (b & (1u << 5));
+    d["avx512f"] = avx512_os && (b & (1u << 16));
+    d["amx_bf16"] = amx_os && (e & (1u << 22));
+    d["avx512_fp16"] = avx512_os && (e & (1u << 23));
+    d["amx_tile"] = amx_os && (e & (1u << 24));
     bool bf16 = false;
     if (max_subleaf >= 1) {
       __cpuid_count(7, 1, a, b, c, e);
-      bf16 = a & (1u << 5);
+      bf16 = avx512_os && (a & (1u << 5));
     }
     d["avx512_bf16"] = bf16;
   }
