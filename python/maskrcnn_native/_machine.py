@@ -34,8 +34,8 @@ def _parse_cpuinfo(text: str) -> Dict[str, str]:
 
 def machine_info(cpuinfo: Optional[str] = None) -> Dict[str, Any]:
     """A JSON-able description of this process's CPU and kernels: ``cpu`` (model
-    name), ``cpu_family`` / ``cpu_model`` (as lscpu prints them; None off Linux
-    x86), ``simd`` (which of avx2, fma, avx512f, avx512_bf16, avx512_fp16,
+    name), ``cpu_family`` / ``cpu_model`` (as lscpu prints them; None where
+    neither CPUID nor /proc/cpuinfo gives them), ``simd`` (which of avx2, fma, avx512f, avx512_bf16, avx512_fp16,
     amx_tile, amx_bf16 the CPU reports), ``torch_cpu_capability`` (the ATen
     kernels torch chose, e.g. "AVX2" even on an AVX-512 CPU when
     ``ATEN_CPU_CAPABILITY=avx2``), ``onednn_max_isa`` (``ONEDNN_MAX_CPU_ISA`` when
